@@ -1,0 +1,31 @@
+/**
+ * runtime-storage: persistent key-value storage for applications, on SQLite, as an Effect service.
+ *
+ * @since 0.1.0
+ */
+export {
+  DatabaseError,
+  GenericError,
+  InvalidKeyError,
+  isStorageError,
+  NotFoundError,
+  ReadFailedError,
+  SerializationError,
+  type StorageError,
+  StorageErrorCode,
+  WriteFailedError
+} from "./errors/StorageError.js"
+export { layerMemory } from "./layers/Memory.js"
+export { layerSql, type SqlOptions } from "./layers/Sql.js"
+export { type Durability, layerSqlite, type SqliteOptions } from "./layers/Sqlite.js"
+export {
+  type Entry,
+  type Json,
+  type ReadError,
+  type ReadValueError,
+  type RemoveError,
+  type SetManyEntries,
+  Storage,
+  type StorageService,
+  type WriteError
+} from "./services/Storage.js"

@@ -1,0 +1,135 @@
+/**
+ * The rules for keys, store names and call arguments, shared by every backend. Everything here runs before any
+ * SQL does.
+ */
+import { InvalidKeyError, quote } from "../errors/StorageError.js"
+
+/** The longest key, in UTF-8 bytes. */
+export const MAX_KEY_BYTES = 2048
+/** The longest store name, in UTF-8 bytes. */
+export const MAX_STORE_BYTES = 256
+/** The store used when a call names none. */
+export const DEFAULT_STORE = "default"
+
+const describeType = (value: unknown): string => {
+  if (value === null) return "null"
+  if (Array.isArray(value)) return "an array"
+  switch (typeof value) {
+    case "undefined":
+      return "undefined"
+    case "number":
+      return `the number ${String(value)}`
+    case "bigint":
+      return `the bigint ${String(value)}n`
+    case "boolean":
+      return `the boolean ${String(value)}`
+    case "symbol":
+      return "a symbol"
+    case "function":
+      return "a function"
+    default:
+      return "an object"
+  }
+}
+
+/** Why `value` is not a valid name of the given kind and limit, or `undefined` when it is valid. */
+const nameProblem = (value: unknown, what: string, maxBytes: number): string | undefined => {
+  if (typeof value !== "string") return `${what} must be a string, got ${describeType(value)}`
+  if (value.length === 0) return `${what} must not be empty`
+  if (!value.isWellFormed()) {
+    return `${what} ${quote(value)} contains a lone surrogate (it is not well-formed UTF-16 and cannot be stored as UTF-8)`
+  }
+  // A UTF-16 code unit takes at most 3 UTF-8 bytes, so short strings need no count.
+  if (value.length * 3 > maxBytes) {
+    const bytes = Buffer.byteLength(value, "utf8")
+    if (bytes > maxBytes) return `${what} ${quote(value)} is ${bytes} UTF-8 bytes long; the limit is ${maxBytes}`
+  }
+  return undefined
+}
+
+/** Checks a key. */
+export const checkKey = (key: unknown): InvalidKeyError | undefined => {
+  const problem = nameProblem(key, "A key", MAX_KEY_BYTES)
+  return problem === undefined ? undefined : new InvalidKeyError({ reason: problem })
+}
+
+/** Resolves the store of a call's options, or tells why the options are invalid. */
+export const resolveStore = (options: unknown): string | InvalidKeyError => {
+  if (options === undefined || options === null) return DEFAULT_STORE
+  if (typeof options !== "object") {
+    return new InvalidKeyError({
+      reason: `Options must be an object such as { store: "settings" }, got ${describeType(options)}`
+    })
+  }
+  const store: unknown = (options as { readonly store?: unknown }).store
+  if (store === undefined) return DEFAULT_STORE
+  const problem = nameProblem(store, "A store name", MAX_STORE_BYTES)
+  return problem === undefined ? (store as string) : new InvalidKeyError({ reason: problem })
+}
+
+/** Checks a list of keys given to a batch operation and returns them without duplicates. */
+export const checkKeyList = (keys: unknown): ReadonlyArray<string> | InvalidKeyError => {
+  if (typeof keys === "string" || keys === null || typeof keys !== "object" || !(Symbol.iterator in keys)) {
+    return new InvalidKeyError({
+      reason: `Keys must be an array or another iterable of strings, got ${describeType(keys)}`
+    })
+  }
+  const unique = new Set<string>()
+  for (const key of keys as Iterable<unknown>) {
+    const error = checkKey(key)
+    if (error !== undefined) return error
+    unique.add(key as string)
+  }
+  return Array.from(unique)
+}
+
+const isPlainObject = (value: object): boolean => {
+  const proto = Object.getPrototypeOf(value)
+  return proto === Object.prototype || proto === null
+}
+
+/**
+ * Checks the entries given to `setMany` (a plain record or an iterable of `[key, value]` pairs) and returns them
+ * as pairs, the last value winning for a repeated key. Values are checked later, by the serializer.
+ */
+export const checkEntries = (entries: unknown): ReadonlyArray<readonly [string, unknown]> | InvalidKeyError => {
+  if (entries === null || typeof entries !== "object") {
+    return new InvalidKeyError({
+      reason: `Entries must be a record or an iterable of [key, value] pairs, got ${describeType(entries)}`
+    })
+  }
+  const byKey = new Map<string, unknown>()
+  if (Symbol.iterator in entries) {
+    let index = 0
+    for (const pair of entries as Iterable<unknown>) {
+      if (!Array.isArray(pair) || pair.length !== 2) {
+        return new InvalidKeyError({ reason: `Entry ${index} must be a [key, value] pair, got ${describeType(pair)}` })
+      }
+      const error = checkKey(pair[0])
+      if (error !== undefined) return error
+      byKey.set(pair[0] as string, pair[1])
+      index++
+    }
+  } else {
+    if (!isPlainObject(entries)) {
+      return new InvalidKeyError({
+        reason: "Entries must be a plain record or an iterable of [key, value] pairs, got an instance of a class"
+      })
+    }
+    if (
+      Object.getOwnPropertySymbols(entries).some((symbol) =>
+        Object.prototype.propertyIsEnumerable.call(entries, symbol)
+      )
+    ) {
+      return new InvalidKeyError({
+        reason: "A key must be a string, got a symbol (as a property of the entries record)"
+      })
+    }
+    for (const key of Object.keys(entries)) {
+      const error = checkKey(key)
+      if (error !== undefined) return error
+      byKey.set(key, (entries as Record<string, unknown>)[key])
+    }
+  }
+  return Array.from(byKey)
+}

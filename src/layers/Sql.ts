@@ -1,0 +1,140 @@
+/**
+ * The backend on an `SqlClient` that the application already has (any SQLite-dialect client of @effect/sql:
+ * `@effect/sql-sqlite-node`, `-bun`, `-wasm`, libsql, …). Batches run in the client's `withTransaction`.
+ *
+ * @since 0.1.0
+ */
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import { DatabaseError } from "../errors/StorageError.js"
+import type { Backend, ReadFailure, Row, WriteFailure } from "../internal/backend.js"
+import { openFailure, readFailure, writeFailure } from "../internal/failure.js"
+import { chunks, migrate, Sql } from "../internal/schema.js"
+import { make, Storage } from "../services/Storage.js"
+
+/**
+ * Options of {@link layerSql}. None yet: the connection's settings belong to the `SqlClient`.
+ *
+ * @since 0.1.0
+ */
+export type SqlOptions = Record<string, never>
+
+interface ValueRow {
+  readonly value: string
+}
+interface KeyRow {
+  readonly key: string
+}
+interface KeyValueRow {
+  readonly key: string
+  readonly value: string
+}
+
+const makeBackend = (sql: SqlClient.SqlClient): Backend => {
+  const query = <A extends object>(text: string, params: ReadonlyArray<unknown>) => sql.unsafe<A>(text, params)
+  // @effect/sql reports some failures (a failed COMMIT, e.g. SQLITE_FULL) as defects: they are mapped too.
+  const read =
+    (operation: string, store: string) =>
+    <A, E>(self: Effect.Effect<A, E>): Effect.Effect<A, ReadFailure> =>
+      self.pipe(
+        Effect.mapError((cause) => readFailure(operation, store, cause)),
+        Effect.catchAllDefect((cause) => Effect.fail(readFailure(operation, store, cause)))
+      )
+  const write =
+    (operation: string, store: string) =>
+    <A, E>(self: Effect.Effect<A, E>): Effect.Effect<A, WriteFailure> =>
+      self.pipe(
+        Effect.mapError((cause) => writeFailure(operation, store, cause)),
+        Effect.catchAllDefect((cause) => Effect.fail(writeFailure(operation, store, cause)))
+      )
+
+  return {
+    get: (store, key) =>
+      query<ValueRow>(Sql.get, [store, key]).pipe(
+        Effect.map((rows) => rows[0]?.value),
+        read("get", store)
+      ),
+    getMany: (store, keys) =>
+      Effect.forEach(chunks(keys), (chunk) => query<KeyValueRow>(Sql.selectIn(chunk.length), [store, ...chunk])).pipe(
+        Effect.map((results) => results.flatMap((rows) => rows.map((row): Row => [row.key, row.value]))),
+        read("getMany", store)
+      ),
+    has: (store, key) =>
+      query(Sql.has, [store, key]).pipe(
+        Effect.map((rows) => rows.length > 0),
+        read("has", store)
+      ),
+    keys: (store) =>
+      query<KeyRow>(Sql.keys, [store]).pipe(
+        Effect.map((rows) => rows.map((row) => row.key)),
+        read("keys", store)
+      ),
+    entries: (store) =>
+      query<KeyValueRow>(Sql.entries, [store]).pipe(
+        Effect.map((rows) => rows.map((row): Row => [row.key, row.value])),
+        read("entries", store)
+      ),
+    size: (store) =>
+      query<{ readonly size: number | bigint }>(Sql.size, [store]).pipe(
+        Effect.map((rows) => Number(rows[0]?.size ?? 0)),
+        read("size", store)
+      ),
+    setMany: (store, rows) => {
+      const now = Date.now()
+      // The first statement of the transaction is a write, so it holds the write lock from its start.
+      return sql
+        .withTransaction(
+          Effect.forEach(
+            chunks(rows),
+            (chunk) =>
+              query(
+                Sql.upsert(chunk.length),
+                chunk.flatMap(([key, text]) => [store, key, text, now, now])
+              ),
+            { discard: true }
+          )
+        )
+        .pipe(write(rows.length === 1 ? "set" : "setMany", store))
+    },
+    deleteMany: (store, keys) =>
+      sql
+        .withTransaction(
+          Effect.forEach(chunks(keys), (chunk) =>
+            query<KeyRow>(`${Sql.deleteIn(chunk.length)} RETURNING key`, [store, ...chunk])
+          )
+        )
+        .pipe(
+          Effect.map((results) => results.reduce((removed, rows) => removed + rows.length, 0)),
+          write(keys.length === 1 ? "remove" : "deleteMany", store)
+        ),
+    clear: (store) => query(Sql.clear, [store]).pipe(Effect.asVoid, write("clear", store))
+  }
+}
+
+/**
+ * A `Storage` on the application's `SqlClient` (SQLite dialect). Building the layer runs this library's
+ * migrations, in its own `runtime_storage_migrations` table (a no-op when already applied), and fails with
+ * `DatabaseError` when the database was migrated by a newer version.
+ *
+ * @since 0.1.0
+ */
+export const layerSql = (_options?: SqlOptions): Layer.Layer<Storage, DatabaseError, SqlClient.SqlClient> =>
+  Layer.effect(
+    Storage,
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const failed = (cause: unknown) => openFailure("Could not migrate the database", undefined, cause)
+      yield* migrate(
+        {
+          query: (text, params = []) => sql.unsafe(text, params).pipe(Effect.mapError(failed)),
+          writeTransaction: (self) =>
+            sql
+              .withTransaction(self)
+              .pipe(Effect.mapError((error) => (error instanceof DatabaseError ? error : failed(error)))) as never
+        },
+        undefined
+      ).pipe(Effect.catchAllDefect((cause) => Effect.fail(failed(cause))))
+      return make(makeBackend(sql))
+    })
+  )

@@ -1,0 +1,223 @@
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { SqliteClient } from "@effect/sql-sqlite-node"
+import { describe, expect, it } from "@effect/vitest"
+import Database from "better-sqlite3"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import {
+  DatabaseError,
+  layerSql,
+  layerSqlite,
+  SerializationError,
+  Storage,
+  StorageErrorCode,
+  WriteFailedError
+} from "../src/index.js"
+import { openDatabase } from "../src/layers/Sqlite.js"
+import { expectError } from "./conformance.js"
+import { tempDir } from "./support.js"
+
+const dir = tempDir()
+let fileCounter = 0
+const freshFile = (): string => path.join(dir, `db-${++fileCounter}`, "storage.db")
+
+/** Runs `f` with the service of a freshly built layer, then releases the layer (closing the database). */
+const withStorage = <A, E, LE>(
+  layer: Layer.Layer<Storage, LE>,
+  f: (storage: Storage["Type"]) => Effect.Effect<A, E>
+): Effect.Effect<A, E | LE> => Effect.flatMap(Storage, f).pipe(Effect.provide(layer))
+
+const raw = (filename: string): Database.Database => new Database(filename)
+
+describe("layerSqlite on a file", () => {
+  it.effect("keeps everything across a release and a new build of the layer", () =>
+    Effect.gen(function* () {
+      const filename = freshFile()
+      const value = { recent_files: ["a", "b"], window_state: { x: 1, maximized: true }, n: -0 }
+      yield* withStorage(layerSqlite({ filename }), (storage) =>
+        Effect.all([
+          storage.set("state", value),
+          storage.setMany({ theme: "dark", volume: 7 }, { store: "settings" }),
+          storage.set("scratch", 1, { store: "cache" })
+        ])
+      )
+      expect(fs.existsSync(`${filename}-wal`)).toBe(false)
+      const back = yield* withStorage(layerSqlite({ filename }), (storage) =>
+        Effect.all([storage.get("state"), storage.entries({ store: "settings" }), storage.keys({ store: "cache" })])
+      )
+      expect(back[0]).toStrictEqual(Option.some(value))
+      expect(Object.is((Option.getOrThrow(back[0]) as { n: number }).n, -0)).toBe(true)
+      expect(back[1]).toEqual([
+        { key: "theme", value: "dark" },
+        { key: "volume", value: 7 }
+      ])
+      expect(back[2]).toEqual(["scratch"])
+    })
+  )
+
+  it.effect("runs its migrations once: building the layer again is a no-op", () =>
+    Effect.gen(function* () {
+      const filename = freshFile()
+      yield* withStorage(layerSqlite({ filename }), (storage) => storage.set("k", 1))
+      yield* withStorage(layerSqlite({ filename }), (storage) => storage.set("k", 2))
+      const db = raw(filename)
+      expect(db.prepare("SELECT migration_id, name FROM runtime_storage_migrations").all()).toEqual([
+        { migration_id: 1, name: "create_runtime_storage" }
+      ])
+      const table = db.prepare("SELECT sql FROM sqlite_schema WHERE name = 'runtime_storage'").pluck().get()
+      expect(table).toMatch(/WITHOUT ROWID/)
+      const row = db.prepare("SELECT created_at, updated_at FROM runtime_storage WHERE key = 'k'").get() as {
+        created_at: number
+        updated_at: number
+      }
+      expect(row.created_at).toBeGreaterThan(0)
+      expect(row.updated_at).toBeGreaterThanOrEqual(row.created_at)
+      db.close()
+    })
+  )
+
+  it.effect("created_at is kept and updated_at moves on an overwrite", () =>
+    Effect.gen(function* () {
+      const filename = freshFile()
+      yield* withStorage(layerSqlite({ filename }), (storage) => storage.set("k", 1))
+      const db = raw(filename)
+      db.prepare("UPDATE runtime_storage SET created_at = 1000, updated_at = 1000").run()
+      db.close()
+      yield* withStorage(layerSqlite({ filename }), (storage) => storage.setMany({ k: 2, other: 3 }))
+      const check = raw(filename)
+      const row = check.prepare("SELECT created_at, updated_at FROM runtime_storage WHERE key = 'k'").get()
+      check.close()
+      expect(row).toMatchObject({ created_at: 1000 })
+      expect((row as { updated_at: number }).updated_at).toBeGreaterThan(1000)
+    })
+  )
+
+  it.effect("a database migrated by a newer version fails with DatabaseError (9005) saying so", () =>
+    Effect.gen(function* () {
+      const filename = freshFile()
+      yield* withStorage(layerSqlite({ filename }), (storage) => storage.set("k", 1))
+      const db = raw(filename)
+      db.prepare("INSERT INTO runtime_storage_migrations VALUES (99, 'future', 0)").run()
+      db.close()
+      const error = yield* Effect.flip(withStorage(layerSqlite({ filename }), (storage) => storage.get("k")))
+      expect(expectError(error, DatabaseError, StorageErrorCode.DatabaseError).message).toContain("newer version")
+    })
+  )
+
+  it.effect("a file that is not a database fails with DatabaseError (9005) and is left untouched", () =>
+    Effect.gen(function* () {
+      const filename = freshFile()
+      fs.mkdirSync(path.dirname(filename), { recursive: true })
+      const content = "this is a text file, not SQLite\n".repeat(200)
+      fs.writeFileSync(filename, content)
+      const error = yield* Effect.flip(withStorage(layerSqlite({ filename }), (storage) => storage.set("k", 1)))
+      const databaseError = expectError(error, DatabaseError, StorageErrorCode.DatabaseError)
+      expect(databaseError.sqliteCode).toBe("SQLITE_NOTADB")
+      expect(databaseError.message).toContain("not a SQLite database")
+      expect(fs.readFileSync(filename, "utf8")).toBe(content)
+    })
+  )
+
+  it.effect("a parent path that is a file fails with DatabaseError (9005)", () =>
+    Effect.gen(function* () {
+      const blocker = path.join(dir, `blocker-${++fileCounter}`)
+      fs.writeFileSync(blocker, "")
+      const error = yield* Effect.flip(
+        withStorage(layerSqlite({ filename: path.join(blocker, "app", "storage.db") }), (storage) => storage.keys())
+      )
+      expect(expectError(error, DatabaseError, StorageErrorCode.DatabaseError).message).toContain("directory")
+    })
+  )
+
+  it.effect("a stored value that is not JSON fails reads of it with SerializationError (9006) naming the key", () =>
+    Effect.gen(function* () {
+      const filename = freshFile()
+      yield* withStorage(layerSqlite({ filename }), (storage) => storage.setMany({ good: 1, bad: 2 }))
+      const db = raw(filename)
+      db.prepare("UPDATE runtime_storage SET value = '{not json' WHERE key = 'bad'").run()
+      db.close()
+      const [get, getMany, entries, keys, good] = yield* withStorage(layerSqlite({ filename }), (storage) =>
+        Effect.all([
+          Effect.flip(storage.get("bad")),
+          Effect.flip(storage.getMany(["good", "bad"])),
+          Effect.flip(storage.entries()),
+          storage.keys(),
+          storage.get("good")
+        ])
+      )
+      for (const error of [get, getMany, entries]) {
+        const serialization = expectError(error, SerializationError, StorageErrorCode.SerializationError)
+        expect(serialization.key).toBe("bad")
+        expect(serialization.message).toContain('"bad"')
+        expect(serialization.message).toContain("not valid JSON")
+      }
+      expect(keys).toEqual(["bad", "good"])
+      expect(good).toEqual(Option.some(1))
+    })
+  )
+
+  it("sets durability, journal mode, busy timeout and trusted_schema explicitly on the creating open and on reopen", () => {
+    const filename = freshFile()
+    for (const [durability, synchronous] of [
+      ["strict", 2],
+      ["relaxed", 1],
+      [undefined, 1],
+      ["strict", 2]
+    ] as const) {
+      const db = openDatabase({ filename, durability, busyTimeout: 1234 })
+      expect(db.pragma("journal_mode", { simple: true })).toBe("wal")
+      expect(db.pragma("synchronous", { simple: true })).toBe(synchronous)
+      expect(db.pragma("busy_timeout", { simple: true })).toBe(1234)
+      expect(db.pragma("trusted_schema", { simple: true })).toBe(0)
+      db.close()
+    }
+  })
+})
+
+describe("layerSql", () => {
+  const sqliteClient = (filename: string, readonly = false) => SqliteClient.layer({ filename, readonly })
+
+  it.effect("shares its schema with layerSqlite: a database written by one is read by the other", () =>
+    Effect.gen(function* () {
+      const filename = freshFile()
+      yield* withStorage(layerSqlite({ filename }), (storage) => storage.set("from", "layerSqlite"))
+      const fromSql = yield* withStorage(layerSql().pipe(Layer.provide(sqliteClient(filename))), (storage) =>
+        Effect.zipLeft(storage.get("from"), storage.set("back", "layerSql"))
+      )
+      expect(fromSql).toEqual(Option.some("layerSqlite"))
+      const back = yield* withStorage(layerSqlite({ filename }), (storage) => storage.get("back"))
+      expect(back).toEqual(Option.some("layerSql"))
+    })
+  )
+
+  it.effect("maps a failed write to WriteFailed (9002) with SQLite's code", () =>
+    Effect.gen(function* () {
+      const filename = freshFile()
+      yield* withStorage(layerSqlite({ filename }), (storage) => storage.set("k", 1))
+      const [error, value] = yield* withStorage(
+        layerSql().pipe(Layer.provide(sqliteClient(filename, true))),
+        (storage) => Effect.all([Effect.flip(storage.setMany({ k: 2, j: 3 })), storage.get("k")])
+      )
+      const writeFailed = expectError(error, WriteFailedError, StorageErrorCode.WriteFailed)
+      expect(writeFailed.sqliteCode).toMatch(/^SQLITE_READONLY/)
+      expect(writeFailed.message).toContain("SQLITE_READONLY")
+      expect(value).toEqual(Option.some(1))
+    })
+  )
+
+  it.effect("a newer schema fails the layer with DatabaseError (9005)", () =>
+    Effect.gen(function* () {
+      const filename = freshFile()
+      yield* withStorage(layerSqlite({ filename }), (storage) => storage.set("k", 1))
+      const db = raw(filename)
+      db.prepare("INSERT INTO runtime_storage_migrations VALUES (2, 'future', 0)").run()
+      db.close()
+      const error = yield* Effect.flip(
+        withStorage(layerSql().pipe(Layer.provide(sqliteClient(filename))), (storage) => storage.get("k"))
+      )
+      expect(expectError(error, DatabaseError, StorageErrorCode.DatabaseError).message).toContain("newer version")
+    })
+  )
+})
