@@ -282,6 +282,16 @@ export const conformance = (name: string, layer: Layer.Layer<Storage, unknown>):
           )
         )
         expectError(badKey, InvalidKeyError, StorageErrorCode.InvalidKey)
+        const replaced = yield* Effect.flip(
+          storage.setMany(
+            [
+              ["keep", Number.NaN],
+              ["keep", "new"]
+            ],
+            { store }
+          )
+        )
+        expectError(replaced, SerializationError, StorageErrorCode.SerializationError)
         const badPair = yield* Effect.flip(storage.setMany([["keep", "new"], ["x"]] as never, { store }))
         expectError(badPair, InvalidKeyError, StorageErrorCode.InvalidKey)
         expect(Array.from(yield* storage.getMany(["keep", "other", "fresh"], { store }))).toEqual([

@@ -90,7 +90,7 @@ const isPlainObject = (value: object): boolean => {
 
 /**
  * Checks the entries given to `setMany` (a plain record or an iterable of `[key, value]` pairs) and returns them
- * as pairs, the last value winning for a repeated key. Values are checked later, by the serializer.
+ * as pairs, in order, repeated keys included. Values are checked later, by the serializer.
  */
 export const checkEntries = (entries: unknown): ReadonlyArray<readonly [string, unknown]> | InvalidKeyError => {
   if (entries === null || typeof entries !== "object") {
@@ -98,7 +98,7 @@ export const checkEntries = (entries: unknown): ReadonlyArray<readonly [string, 
       reason: `Entries must be a record or an iterable of [key, value] pairs, got ${describeType(entries)}`
     })
   }
-  const byKey = new Map<string, unknown>()
+  const pairs: Array<readonly [string, unknown]> = []
   if (Symbol.iterator in entries) {
     let index = 0
     for (const pair of entries as Iterable<unknown>) {
@@ -107,7 +107,7 @@ export const checkEntries = (entries: unknown): ReadonlyArray<readonly [string, 
       }
       const error = checkKey(pair[0])
       if (error !== undefined) return error
-      byKey.set(pair[0] as string, pair[1])
+      pairs.push([pair[0] as string, pair[1]])
       index++
     }
   } else {
@@ -128,8 +128,8 @@ export const checkEntries = (entries: unknown): ReadonlyArray<readonly [string, 
     for (const key of Object.keys(entries)) {
       const error = checkKey(key)
       if (error !== undefined) return error
-      byKey.set(key, (entries as Record<string, unknown>)[key])
+      pairs.push([key, (entries as Record<string, unknown>)[key]])
     }
   }
-  return Array.from(byKey)
+  return pairs
 }

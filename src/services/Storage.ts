@@ -223,13 +223,15 @@ export const make = (backend: Backend): StorageService => {
       withStore(options, (store): Effect.Effect<void, WriteError> => {
         const checked = checkEntries(entries)
         if (!Array.isArray(checked)) return Effect.fail(checked as InvalidKeyError)
-        const rows: Array<Row> = new Array(checked.length)
-        for (let index = 0; index < checked.length; index++) {
-          const [key, value] = checked[index]!
+        // Every value is checked, even one that a later pair for the same key replaces: a refused value anywhere
+        // refuses the batch. The last value of a repeated key is the one written.
+        const texts = new Map<string, string>()
+        for (const [key, value] of checked) {
           const text = encode(store, key, value)
           if (typeof text !== "string") return Effect.fail(text)
-          rows[index] = [key, text]
+          texts.set(key, text)
         }
+        const rows = Array.from(texts)
         return rows.length === 0 ? Effect.void : backend.setMany(store, rows)
       }),
     deleteMany: (keys, options) =>

@@ -1,0 +1,248 @@
+import { SqliteClient } from "@effect/sql-sqlite-node"
+import { expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import fc from "fast-check"
+import {
+  type Json,
+  layerMemory,
+  layerSql,
+  layerSqlite,
+  SerializationError,
+  Storage,
+  type StorageService
+} from "../src/index.js"
+import { serialize } from "../src/internal/json.js"
+import { expectError, freshStore } from "./conformance.js"
+
+const RUNS = { fastCheck: { numRuns: 200 } }
+
+const layers: ReadonlyArray<readonly [string, Layer.Layer<Storage, unknown>]> = [
+  ["layerMemory", layerMemory],
+  ["layerSqlite", layerSqlite({ filename: ":memory:" })],
+  ["layerSql", layerSql().pipe(Layer.provide(SqliteClient.layer({ filename: ":memory:" })))]
+]
+
+class Opaque {
+  readonly secret = 1
+}
+
+/** Values JSON cannot carry exactly. */
+const poison: fc.Arbitrary<unknown> = fc.oneof(
+  fc.constant(undefined),
+  fc.constant(Number.NaN),
+  fc.constant(Number.POSITIVE_INFINITY),
+  fc.constant(Number.NEGATIVE_INFINITY),
+  fc.bigInt().map((n) => n),
+  fc.constant(() => 1),
+  fc.constant(Symbol("x")),
+  fc.date({ noInvalidDate: true }),
+  fc.constant(new Map([["k", 1]])),
+  fc.constant(new Set([1])),
+  fc.constant(new Opaque()),
+  fc.constant(new Uint8Array([1, 2]))
+)
+
+/** A JSON structure with one poisoned leaf somewhere inside it, and the path of that leaf. */
+const poisoned: fc.Arbitrary<unknown> = fc
+  .tuple(
+    poison,
+    fc.array(
+      fc.tuple(
+        fc.constantFrom("array", "object"),
+        fc.string({ minLength: 1, maxLength: 5 }),
+        fc.jsonValue({ maxDepth: 1 })
+      ),
+      {
+        maxLength: 4
+      }
+    )
+  )
+  .map(([leaf, wrappers]) =>
+    wrappers.reduce<unknown>(
+      (inner, [kind, key, sibling]) => (kind === "array" ? [sibling, inner] : { sibling, [key]: inner }),
+      leaf
+    )
+  )
+
+const key = fc.string({ unit: "binary", minLength: 1, maxLength: 20 })
+
+type Operation =
+  | { readonly op: "set"; readonly key: string; readonly value: unknown; readonly store: number }
+  | { readonly op: "get" | "has" | "remove"; readonly key: string; readonly store: number }
+  | { readonly op: "clear" | "keys" | "entries" | "size"; readonly store: number }
+  | { readonly op: "getMany" | "deleteMany"; readonly keys: ReadonlyArray<string>; readonly store: number }
+  | {
+      readonly op: "setMany"
+      readonly entries: ReadonlyArray<readonly [string, unknown]>
+      readonly store: number
+    }
+
+// A small pool of keys, so operations collide, with characters whose order differs between UTF-16 and code points.
+const poolKey = fc.constantFrom("a", "b", "A", "é", "😀", "\uFFFD", "a\u0000", "%", "_", "__proto__", "k".repeat(30))
+const poolValue = fc.oneof({ weight: 9, arbitrary: fc.jsonValue({ maxDepth: 2 }) }, { weight: 1, arbitrary: poison })
+const store = fc.nat(2)
+
+const operation: fc.Arbitrary<Operation> = fc.oneof(
+  fc.record({ op: fc.constant("set" as const), key: poolKey, value: poolValue, store }),
+  fc.record({ op: fc.constantFrom("get" as const, "has" as const, "remove" as const), key: poolKey, store }),
+  fc.record({ op: fc.constantFrom("clear" as const, "keys" as const, "entries" as const, "size" as const), store }),
+  fc.record({
+    op: fc.constantFrom("getMany" as const, "deleteMany" as const),
+    keys: fc.array(poolKey, { maxLength: 5 }),
+    store
+  }),
+  fc.record({
+    op: fc.constant("setMany" as const),
+    entries: fc.array(fc.tuple(poolKey, poolValue), { maxLength: 5 }),
+    store
+  })
+)
+
+/** Code point order, written independently of the library's comparator. */
+const byCodePoint = (a: string, b: string): number => {
+  const x = Array.from(a, (c) => c.codePointAt(0)!)
+  const y = Array.from(b, (c) => c.codePointAt(0)!)
+  for (let index = 0; index < Math.min(x.length, y.length); index++) {
+    if (x[index] !== y[index]) return x[index]! - y[index]!
+  }
+  return x.length - y.length
+}
+
+/** What a plain `Map` says each operation returns; `"refused"` for a value JSON cannot carry. */
+const runModel = (
+  model: Map<string, Map<string, Json>>,
+  stores: ReadonlyArray<string>,
+  operation: Operation
+): unknown => {
+  const name = stores[operation.store]!
+  const values = model.get(name) ?? new Map<string, Json>()
+  model.set(name, values)
+  const sortedKeys = () => Array.from(values.keys()).sort(byCodePoint)
+  switch (operation.op) {
+    case "set":
+      if (typeof serialize(operation.value) !== "string") return "refused"
+      values.set(operation.key, structuredClone(operation.value) as Json)
+      return undefined
+    case "get":
+      return values.has(operation.key) ? Option.some(values.get(operation.key)) : Option.none()
+    case "has":
+      return values.has(operation.key)
+    case "remove":
+      return values.delete(operation.key)
+    case "clear":
+      values.clear()
+      return undefined
+    case "keys":
+      return sortedKeys()
+    case "entries":
+      return sortedKeys().map((key) => ({ key, value: values.get(key) }))
+    case "size":
+      return Array.from(values.values()).reduce<number>(
+        (total, value) => total + Buffer.byteLength(serialize(value) as string),
+        0
+      )
+    case "getMany":
+      return Array.from(new Set(operation.keys))
+        .filter((key) => values.has(key))
+        .sort(byCodePoint)
+        .map((key) => [key, values.get(key)])
+    case "deleteMany":
+      return Array.from(new Set(operation.keys)).filter((key) => values.delete(key)).length
+    case "setMany":
+      if (operation.entries.some(([, value]) => typeof serialize(value) !== "string")) return "refused"
+      for (const [key, value] of operation.entries) values.set(key, structuredClone(value) as Json)
+      return undefined
+  }
+}
+
+const runStorage = (storage: StorageService, stores: ReadonlyArray<string>, operation: Operation) => {
+  const options = { store: stores[operation.store]! }
+  const refused = <A, E>(self: Effect.Effect<A, E>) =>
+    Effect.catchIf(
+      self,
+      (error) => error instanceof SerializationError,
+      () => Effect.succeed("refused" as const)
+    )
+  switch (operation.op) {
+    case "set":
+      return refused(storage.set(operation.key, operation.value, options))
+    case "get":
+      return storage.get(operation.key, options)
+    case "has":
+      return storage.has(operation.key, options)
+    case "remove":
+      return storage.remove(operation.key, options)
+    case "clear":
+      return storage.clear(options)
+    case "keys":
+      return storage.keys(options)
+    case "entries":
+      return storage.entries(options)
+    case "size":
+      return storage.size(options)
+    case "getMany":
+      return Effect.map(storage.getMany(operation.keys, options), (found) => Array.from(found))
+    case "deleteMany":
+      return storage.deleteMany(operation.keys, options)
+    case "setMany":
+      return refused(storage.setMany(operation.entries, options))
+  }
+}
+
+for (const [name, layer] of layers) {
+  it.layer(layer, { timeout: "120 seconds" })(name, (it) => {
+    it.effect.prop(
+      "any JSON value round-trips exactly",
+      [key, fc.jsonValue()],
+      ([key, value]) =>
+        Effect.gen(function* () {
+          const storage = yield* Storage
+          const store = freshStore()
+          yield* storage.set(key, value, { store })
+          expect(yield* storage.get(key, { store })).toStrictEqual(Option.some(value))
+          expect(Array.from(yield* storage.getMany([key], { store }))).toStrictEqual([[key, value]])
+        }),
+      RUNS
+    )
+
+    it.effect.prop(
+      "a value JSON cannot carry is refused with 9006 and changes nothing",
+      [poisoned, fc.jsonValue()],
+      ([value, before]) =>
+        Effect.gen(function* () {
+          const storage = yield* Storage
+          const store = freshStore()
+          yield* storage.set("k", before, { store })
+          const setError = yield* Effect.flip(storage.set("k", value, { store }))
+          expect(expectError(setError, SerializationError, 9006).path).toMatch(/^\$/)
+          const setManyError = yield* Effect.flip(storage.setMany({ other: 1, k: value }, { store }))
+          expectError(setManyError, SerializationError, 9006)
+          expect(yield* storage.entries({ store })).toStrictEqual([{ key: "k", value: before }])
+        }),
+      RUNS
+    )
+
+    it.effect.prop(
+      "random sequences of operations give what a plain Map model gives",
+      [fc.array(operation, { maxLength: 40 })],
+      ([operations]) =>
+        Effect.gen(function* () {
+          const storage = yield* Storage
+          const prefix = freshStore()
+          const stores = [`${prefix}`, `${prefix}%`, `${prefix}_`]
+          const model = new Map<string, Map<string, Json>>()
+          for (const operation of operations) {
+            const expected = runModel(model, stores, operation)
+            const actual = yield* runStorage(storage, stores, operation)
+            expect(
+              actual,
+              JSON.stringify(operation, (_, v) => (typeof v === "bigint" ? `${v}n` : v))
+            ).toStrictEqual(expected)
+          }
+        }),
+      RUNS
+    )
+  })
+}
