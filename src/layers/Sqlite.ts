@@ -11,7 +11,7 @@ import Database from "better-sqlite3"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { DatabaseError } from "../errors/StorageError.js"
+import { DatabaseError, quote } from "../errors/StorageError.js"
 import type { Backend, Row } from "../internal/backend.js"
 import { openFailure, readFailure, writeFailure } from "../internal/failure.js"
 import { CHUNK, chunks, type MigrationDriver, migrate, Sql } from "../internal/schema.js"
@@ -45,20 +45,44 @@ type Statement = Database.Statement<Array<unknown>, unknown>
 
 const isFileBacked = (filename: string): boolean => filename !== ":memory:" && filename !== ""
 
+const errnoOf = (cause: unknown): string => (cause as NodeJS.ErrnoException).code ?? "error"
+
+/**
+ * Creates the missing directories of the database with mode 0700 and a missing database file with mode 0600,
+ * whatever the umask: this is the user's private data. SQLite gives the `-wal` and `-shm` files the mode of the
+ * database file.
+ */
+const createPrivately = (filename: string): void => {
+  const directory = path.dirname(filename)
+  try {
+    const created = fs.mkdirSync(directory, { recursive: true, mode: 0o700 })
+    if (created !== undefined) fs.chmodSync(directory, 0o700)
+  } catch (cause) {
+    throw new DatabaseError({
+      reason: `Could not create the directory of the database (${errnoOf(cause)}): ${quote(directory)}`,
+      filename,
+      cause
+    })
+  }
+  let fd: number
+  try {
+    fd = fs.openSync(filename, "wx", 0o600)
+  } catch (cause) {
+    // An existing file (or one another process just created) is opened as it is.
+    if (errnoOf(cause) === "EEXIST") return
+    throw new DatabaseError({ reason: `Could not create the database file (${errnoOf(cause)})`, filename, cause })
+  }
+  try {
+    fs.fchmodSync(fd, 0o600)
+  } finally {
+    fs.closeSync(fd)
+  }
+}
+
 /** Opens the connection with its pragmas set. @internal */
 export const openDatabase = (options: SqliteOptions): Database.Database => {
   const { filename } = options
-  if (isFileBacked(filename)) {
-    try {
-      fs.mkdirSync(path.dirname(filename), { recursive: true, mode: 0o700 })
-    } catch (cause) {
-      throw new DatabaseError({
-        reason: `Could not create the directory of the database (${(cause as NodeJS.ErrnoException).code ?? "error"})`,
-        filename,
-        cause
-      })
-    }
-  }
+  if (isFileBacked(filename)) createPrivately(filename)
   const db = new Database(filename)
   try {
     const busyTimeout = Math.max(0, Math.round(Duration.toMillis(options.busyTimeout ?? Duration.seconds(5))))

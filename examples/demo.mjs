@@ -1,0 +1,81 @@
+// The examples of the runtime:storage documentation, run as written against this machine's default database.
+// `npm start` runs this file with `node --import runtime-storage/register`, which resolves "runtime:storage".
+import {
+  clear,
+  close,
+  databasePath,
+  deleteMany,
+  entries,
+  get,
+  getMany,
+  has,
+  keys,
+  remove,
+  set,
+  setMany,
+  size
+} from "runtime:storage"
+
+const show = (label, value) => console.log(`  ${label.padEnd(40)} ${JSON.stringify(value)}`)
+
+console.log(`runtime:storage demo\n  database: ${databasePath()}\n`)
+
+// A counter that survives restarts: run the demo twice to see it grow.
+const launches = ((await get("launches")) ?? 0) + 1
+await set("launches", launches)
+const firstLaunch = (await get("first_launch")) ?? new Date().toISOString()
+await set("first_launch", firstLaunch)
+console.log("Persistence")
+show('get("launches")', launches)
+show('get("first_launch")', firstLaunch)
+
+console.log("\nBasic operations")
+await set("username", "ada")
+show('get("username")', await get("username"))
+show('has("username")', await has("username"))
+show('get("missing")', await get("missing"))
+await set("temporary", true)
+show('remove("temporary")', await remove("temporary"))
+show('has("temporary")', await has("temporary"))
+
+console.log("\nNamed stores")
+await set("theme", "dark", { store: "settings" })
+await set("fontSize", 14, { store: "settings" })
+await set("theme", "cached-theme-css", { store: "cache" })
+show('get("theme", { store: "settings" })', await get("theme", { store: "settings" }))
+show('get("theme", { store: "cache" })', await get("theme", { store: "cache" }))
+await clear({ store: "cache" })
+show('keys({ store: "cache" }) after clear', await keys({ store: "cache" }))
+show('keys({ store: "settings" })', await keys({ store: "settings" }))
+
+console.log("\nListing and iteration")
+for (const { key, value } of await entries({ store: "settings" })) show(`  ${key}`, value)
+show("keys()", await keys())
+show('size({ store: "settings" }) bytes', await size({ store: "settings" }))
+
+console.log("\nComplex values")
+const recentFiles = ["/home/ada/notes.md", "/home/ada/analytical-engine.txt"]
+await set("recent_files", recentFiles)
+const files = await get("recent_files")
+show('get("recent_files")', files)
+await set("window_state", { x: 120, y: 80, width: 1280, height: 800, maximized: false, monitor: { id: 1, scale: 2 } })
+show('get("window_state")', await get("window_state"))
+
+console.log("\nBatches")
+await setMany({ "draft:1": "Hello", "draft:2": "World", "draft:3": "!" }, { store: "drafts" })
+show('getMany(["draft:1", "draft:3"])', Object.fromEntries(await getMany(["draft:1", "draft:3"], { store: "drafts" })))
+show("deleteMany(all drafts)", await deleteMany(await keys({ store: "drafts" }), { store: "drafts" }))
+
+console.log("\nErrors are coded")
+try {
+  await set("created", new Date())
+} catch (error) {
+  show(`${error._tag} (${error.code})`, error.message)
+}
+try {
+  await get(42)
+} catch (error) {
+  show(`${error._tag} (${error.code})`, error.message)
+}
+
+await close()

@@ -1,0 +1,187 @@
+import * as fs from "node:fs"
+import * as path from "node:path"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import { afterEach, describe, expect, it } from "vitest"
+import { Storage, type StorageError, type StorageService } from "../src/index.js"
+import * as storage from "../src/promise.js"
+import { conformance } from "./conformance.js"
+import { tempDir } from "./support.js"
+
+const dir = tempDir()
+let fileCounter = 0
+const freshFile = (): string => path.join(dir, `db-${++fileCounter}`, "storage.db")
+
+/** The Storage service, implemented by calling the Promise API: the conformance suite runs through it. */
+const adapt = (client: storage.StorageClient): StorageService => {
+  const call = <A>(f: () => Promise<A>) => Effect.tryPromise({ try: f, catch: (error) => error as StorageError })
+  return {
+    // The Promise API reads an absent key as null; `has` tells a stored null from an absent key.
+    get: (key, options) =>
+      Effect.flatMap(
+        call(() => client.get(key, options)),
+        (value) =>
+          value !== null
+            ? Effect.succeed(Option.some(value))
+            : Effect.map(
+                call(() => client.has(key, options)),
+                (present) => (present ? Option.some(null) : Option.none())
+              )
+      ),
+    set: (key, value, options) => call(() => client.set(key, value, options)),
+    remove: (key, options) => call(() => client.remove(key, options)),
+    clear: (options) => call(() => client.clear(options)),
+    keys: (options) => call(() => client.keys(options)),
+    has: (key, options) => call(() => client.has(key, options)),
+    entries: (options) => call(() => client.entries(options)),
+    getMany: (keys, options) => call(() => client.getMany(keys, options)),
+    setMany: (entries, options) => call(() => client.setMany(entries, options)),
+    deleteMany: (keys, options) => call(() => client.deleteMany(keys, options)),
+    size: (options) => call(() => client.size(options))
+  } as StorageService
+}
+
+conformance(
+  "the Promise API (open)",
+  Layer.scoped(
+    Storage,
+    Effect.acquireRelease(
+      Effect.sync(() => storage.open({ filename: freshFile() })),
+      (client) => Effect.promise(() => client.close())
+    ).pipe(Effect.map(adapt))
+  )
+)
+
+describe("open()", () => {
+  it("rejects with the tagged error itself, never a FiberFailure, and never throws before the promise", async () => {
+    const client = storage.open({ filename: freshFile() })
+    const pending = client.get(42 as never)
+    expect(pending).toBeInstanceOf(Promise)
+    const error = await pending.catch((error: unknown) => error)
+    expect(error).toBeInstanceOf(storage.InvalidKeyError)
+    expect(error).toBeInstanceOf(Error)
+    expect(error).toMatchObject({ _tag: "InvalidKey", code: 9004 })
+    expect((error as Error).message).toBe("A key must be a string, got the number 42")
+    expect(String(error)).not.toContain("FiberFailure")
+    const refused = await client.set("when", { at: new Date(0) }).catch((error: unknown) => error)
+    expect(refused).toMatchObject({ _tag: "SerializationError", code: 9006, path: "$.at" })
+    await expect(client.set(undefined as never, 1)).rejects.toMatchObject({ code: 9004 })
+    await expect(client.keys({ store: 5 as never })).rejects.toMatchObject({ code: 9004 })
+    await client.close()
+  })
+
+  it("types get<T>, entries<T> and getMany<T> as the documentation shows, and reads an absent key as null", async () => {
+    const client = storage.open({ filename: freshFile() })
+    await client.set("recent_files", ["/a.txt", "/b.txt"])
+    const files: Array<string> | null = await client.get<Array<string>>("recent_files")
+    expect(files).toEqual(["/a.txt", "/b.txt"])
+    const missing: number | null = await client.get<number>("missing")
+    expect(missing).toBeNull()
+    const listed: Array<{ key: string; value: Array<string> }> = await client.entries<Array<string>>()
+    expect(listed).toEqual([{ key: "recent_files", value: ["/a.txt", "/b.txt"] }])
+    const many: Map<string, Array<string>> = await client.getMany<Array<string>>(["recent_files"])
+    expect(many.get("recent_files")).toEqual(["/a.txt", "/b.txt"])
+    await client.close()
+  })
+
+  it("two clients on one file see each other's writes", async () => {
+    const filename = freshFile()
+    const first = storage.open({ filename })
+    const second = storage.open({ filename })
+    await first.set("from", "first")
+    expect(await second.get("from")).toBe("first")
+    await second.setMany({ a: 1, b: 2 }, { store: "shared" })
+    expect(await first.entries({ store: "shared" })).toEqual([
+      { key: "a", value: 1 },
+      { key: "b", value: 2 }
+    ])
+    expect(await first.deleteMany(["a"], { store: "shared" })).toBe(1)
+    expect(await second.has("a", { store: "shared" })).toBe(false)
+    await Promise.all([first.close(), second.close()])
+  })
+
+  it("after close() every call rejects with 9000 and nothing is reopened; closing again is harmless", async () => {
+    const filename = freshFile()
+    const client = storage.open({ filename })
+    await client.set("k", 1)
+    await client.close()
+    await client.close()
+    fs.rmSync(path.dirname(filename), { recursive: true })
+    for (const call of [client.get("k"), client.set("k", 2), client.keys(), client.size()]) {
+      const error = await call.catch((error: unknown) => error)
+      expect(error).toBeInstanceOf(storage.GenericError)
+      expect(error).toMatchObject({ _tag: "Generic", code: 9000 })
+      expect((error as Error).message).toContain("closed")
+    }
+    expect(fs.existsSync(path.dirname(filename))).toBe(false)
+  })
+
+  it("closes with Symbol.asyncDispose, for `await using`", async () => {
+    const filename = freshFile()
+    const client = storage.open({ filename })
+    await client.set("k", 1)
+    await client[Symbol.asyncDispose]()
+    await expect(client.get("k")).rejects.toMatchObject({ code: 9000 })
+    expect(fs.existsSync(`${filename}-wal`)).toBe(false)
+  })
+
+  it("opens the platform's default location for { app }, and refuses app names that could escape it", async () => {
+    const previous = process.env.XDG_DATA_HOME
+    process.env.XDG_DATA_HOME = path.join(dir, "xdg")
+    try {
+      const client = storage.open({ app: "my-app" })
+      expect(client.filename).toBe(path.join(dir, "xdg", "my-app", "storage.db"))
+      await client.set("k", "v")
+      await client.close()
+      expect(fs.existsSync(client.filename)).toBe(true)
+    } finally {
+      if (previous === undefined) delete process.env.XDG_DATA_HOME
+      else process.env.XDG_DATA_HOME = previous
+    }
+    expect(() => storage.open({ app: "../escape" })).toThrow(storage.InvalidKeyError)
+    expect(() => storage.open({})).toThrow(/app.*filename/)
+  })
+
+  it("a database file that cannot be opened rejects every call with DatabaseError (9005)", async () => {
+    const filename = freshFile()
+    fs.mkdirSync(path.dirname(filename), { recursive: true })
+    fs.writeFileSync(filename, "not a database ".repeat(100))
+    const client = storage.open({ filename })
+    await expect(client.get("k")).rejects.toMatchObject({ _tag: "DatabaseError", code: 9005 })
+    await expect(client.keys()).rejects.toMatchObject({ _tag: "DatabaseError", code: 9005 })
+    await client.close()
+  })
+})
+
+describe("the default instance", () => {
+  afterEach(() => storage.close())
+
+  it("uses configure()'s options, refuses configure() once open, and rejects after close() until configured again", async () => {
+    const filename = freshFile()
+    storage.configure({ filename })
+    expect(storage.databasePath()).toBe(filename)
+    await storage.set("theme", "dark", { store: "settings" })
+    expect(await storage.get("theme", { store: "settings" })).toBe("dark")
+    expect(await storage.keys({ store: "settings" })).toEqual(["theme"])
+    expect(() => storage.configure({ filename: freshFile() })).toThrow(/before the first use/)
+    const refused = (() => {
+      try {
+        storage.configure({ app: "x" })
+        return undefined
+      } catch (error) {
+        return error
+      }
+    })()
+    expect(refused).toMatchObject({ _tag: "Generic", code: 9000 })
+    await storage.close()
+    await expect(storage.get("theme", { store: "settings" })).rejects.toMatchObject({ code: 9000 })
+    storage.configure({ filename })
+    expect(await storage.get("theme", { store: "settings" })).toBe("dark")
+    expect(await storage.remove("theme", { store: "settings" })).toBe(true)
+  })
+
+  it("refuses an invalid app name in configure() with 9004", () => {
+    expect(() => storage.configure({ app: "CON" })).toThrow(storage.InvalidKeyError)
+  })
+})
