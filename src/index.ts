@@ -27,5 +27,7 @@ export {
   type SetManyEntries,
   Storage,
   type StorageService,
+  type UpdateError,
+  type UpdateOptions,
   type WriteError
 } from "./services/Storage.js"

@@ -70,6 +70,20 @@ export interface StorageApi {
   setMany(entries: SetManyEntries, options?: StoreOptions): Promise<void>
   deleteMany(keys: Iterable<string>, options?: StoreOptions): Promise<number>
   size(options?: StoreOptions): Promise<number>
+  /**
+   * Atomically replaces a value with `f(current)` and returns the new value; across processes too. An absent key
+   * rejects with `NotFound` (9001) unless `options.default` is given.
+   */
+  update<T = Json>(key: string, f: (current: T) => T, options?: UpdateOptions<T>): Promise<T>
+}
+
+/**
+ * The options of `update`: the store, and the value `f` receives when the key is absent.
+ *
+ * @since 0.1.0
+ */
+export interface UpdateOptions<T = Json> extends StoreOptions {
+  readonly default?: T
 }
 
 /**
@@ -117,7 +131,9 @@ const makeApi = (
     run((storage) => Effect.map(storage.getMany(keys, options), (values) => values as Map<string, T>)),
   setMany: (entries, options) => run((storage) => storage.setMany(entries, options)),
   deleteMany: (keys, options) => run((storage) => storage.deleteMany(keys, options)),
-  size: (options) => run((storage) => storage.size(options))
+  size: (options) => run((storage) => storage.size(options)),
+  update: <T>(key: string, f: (current: T) => T, options?: UpdateOptions<T>) =>
+    run((storage) => Effect.map(storage.update(key, f as (current: Json) => unknown, options), (value) => value as T))
 })
 
 const filenameOf = (options: OpenOptions): string => {
@@ -262,4 +278,8 @@ export function deleteMany(keys: Iterable<string>, options?: StoreOptions): Prom
 /** Total UTF-8 bytes of the stored values of a store. @since 0.1.0 */
 export function size(options?: StoreOptions): Promise<number> {
   return withDefault((client) => client.size(options))
+}
+/** Atomically replaces a value with `f(current)`; see `StorageApi.update`. @since 0.1.0 */
+export function update<T = Json>(key: string, f: (current: T) => T, options?: UpdateOptions<T>): Promise<T> {
+  return withDefault((client) => client.update<T>(key, f, options))
 }

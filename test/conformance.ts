@@ -7,8 +7,10 @@ import * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import {
+  GenericError,
   InvalidKeyError,
   isStorageError,
+  NotFoundError,
   SerializationError,
   Storage,
   type StorageError,
@@ -484,6 +486,68 @@ export const conformance = (name: string, layer: Layer.Layer<Storage, unknown>):
         const error = yield* Effect.flip(storage.set("state", { window: { created: new Date() } }))
         expect(error.message).toContain("$.window.created is a Date")
         expect(error.message).toContain('"state"')
+      })
+    )
+
+    it.effect("update replaces a value atomically and returns the new one", () =>
+      Effect.gen(function* () {
+        const storage = yield* Storage
+        const store = freshStore()
+        yield* storage.set("counter", { n: 1 }, { store })
+        const next = yield* storage.update("counter", (current) => ({ n: (current as { n: number }).n + 1 }), { store })
+        expect(next).toEqual({ n: 2 })
+        expect(yield* storage.get("counter", { store })).toEqual(Option.some({ n: 2 }))
+        expect(yield* storage.update("fresh", (current) => [current, 1], { store, default: null })).toEqual([null, 1])
+        expect(yield* storage.get("fresh", { store })).toEqual(Option.some([null, 1]))
+      })
+    )
+
+    it.effect("update of an absent key without a default fails with NotFound (9001) and writes nothing", () =>
+      Effect.gen(function* () {
+        const storage = yield* Storage
+        const store = freshStore()
+        const error = yield* Effect.flip(storage.update("absent", () => 1, { store }))
+        const notFound = expectError(error, NotFoundError, StorageErrorCode.NotFound)
+        expect(notFound._tag).toBe("NotFound")
+        expect(notFound.message).toContain('"absent"')
+        expect(notFound.message).toContain(store)
+        expect(yield* storage.has("absent", { store })).toBe(false)
+      })
+    )
+
+    it.effect("update writes nothing when its function throws (9000) or returns what JSON cannot carry (9006)", () =>
+      Effect.gen(function* () {
+        const storage = yield* Storage
+        const store = freshStore()
+        yield* storage.set("k", 1, { store })
+        const thrown = yield* Effect.flip(
+          storage.update(
+            "k",
+            () => {
+              throw new RangeError("boom")
+            },
+            { store }
+          )
+        )
+        const generic = expectError(thrown, GenericError, StorageErrorCode.Generic)
+        expect(generic.cause).toBeInstanceOf(RangeError)
+        const refused = yield* Effect.flip(storage.update("k", () => ({ at: new Date() }), { store }))
+        expect(expectError(refused, SerializationError, StorageErrorCode.SerializationError).path).toBe("$.at")
+        const badKey = yield* Effect.flip(storage.update(7 as never, () => 1, { store }))
+        expectError(badKey, InvalidKeyError, StorageErrorCode.InvalidKey)
+        expect(yield* storage.entries({ store })).toEqual([{ key: "k", value: 1 }])
+      })
+    )
+
+    it.effect("concurrent updates from many fibers lose nothing", () =>
+      Effect.gen(function* () {
+        const storage = yield* Storage
+        const store = freshStore()
+        yield* Effect.all(
+          Array.from({ length: 200 }, () => storage.update("counter", (n) => (n as number) + 1, { store, default: 0 })),
+          { concurrency: "unbounded" }
+        )
+        expect(yield* storage.get("counter", { store })).toEqual(Option.some(200))
       })
     )
 

@@ -38,7 +38,8 @@ const adapt = (client: storage.StorageClient): StorageService => {
     getMany: (keys, options) => call(() => client.getMany(keys, options)),
     setMany: (entries, options) => call(() => client.setMany(entries, options)),
     deleteMany: (keys, options) => call(() => client.deleteMany(keys, options)),
-    size: (options) => call(() => client.size(options))
+    size: (options) => call(() => client.size(options)),
+    update: (key, f, options) => call(() => client.update(key, f as (current: unknown) => never, options))
   } as StorageService
 }
 

@@ -9,6 +9,7 @@ import {
   layerMemory,
   layerSql,
   layerSqlite,
+  NotFoundError,
   SerializationError,
   Storage,
   type StorageService
@@ -74,6 +75,13 @@ type Operation =
   | { readonly op: "clear" | "keys" | "entries" | "size"; readonly store: number }
   | { readonly op: "getMany" | "deleteMany"; readonly keys: ReadonlyArray<string>; readonly store: number }
   | {
+      readonly op: "update"
+      readonly key: string
+      readonly value: unknown
+      readonly withDefault: boolean
+      readonly store: number
+    }
+  | {
       readonly op: "setMany"
       readonly entries: ReadonlyArray<readonly [string, unknown]>
       readonly store: number
@@ -93,6 +101,7 @@ const operation: fc.Arbitrary<Operation> = fc.oneof(
     keys: fc.array(poolKey, { maxLength: 5 }),
     store
   }),
+  fc.record({ op: fc.constant("update" as const), key: poolKey, value: poolValue, withDefault: fc.boolean(), store }),
   fc.record({
     op: fc.constant("setMany" as const),
     entries: fc.array(fc.tuple(poolKey, poolValue), { maxLength: 5 }),
@@ -150,6 +159,13 @@ const runModel = (
         .map((key) => [key, values.get(key)])
     case "deleteMany":
       return Array.from(new Set(operation.keys)).filter((key) => values.delete(key)).length
+    case "update": {
+      if (!values.has(operation.key) && !operation.withDefault) return "not found"
+      const next = [values.has(operation.key) ? values.get(operation.key)! : "default", operation.value]
+      if (typeof serialize(next) !== "string") return "refused"
+      values.set(operation.key, structuredClone(next) as Json)
+      return next
+    }
     case "setMany":
       if (operation.entries.some(([, value]) => typeof serialize(value) !== "string")) return "refused"
       for (const [key, value] of operation.entries) values.set(key, structuredClone(value) as Json)
@@ -186,6 +202,20 @@ const runStorage = (storage: StorageService, stores: ReadonlyArray<string>, oper
       return Effect.map(storage.getMany(operation.keys, options), (found) => Array.from(found))
     case "deleteMany":
       return storage.deleteMany(operation.keys, options)
+    case "update": {
+      const update = storage.update(
+        operation.key,
+        (current) => [current, operation.value],
+        operation.withDefault ? { ...options, default: "default" } : options
+      )
+      return refused(
+        Effect.catchIf(
+          update,
+          (error) => error instanceof NotFoundError,
+          () => Effect.succeed("not found")
+        )
+      )
+    }
     case "setMany":
       return refused(storage.setMany(operation.entries, options))
   }

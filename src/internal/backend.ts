@@ -31,4 +31,14 @@ export interface Backend {
   /** Removes the (distinct) keys, all or none, and returns how many existed. */
   readonly deleteMany: (store: string, keys: ReadonlyArray<string>) => Effect.Effect<number, WriteFailure>
   readonly clear: (store: string) => Effect.Effect<void, WriteFailure>
+  /**
+   * Reads a key and writes what `f` makes of its text, in one transaction that holds the write lock from its
+   * start, so no other writer can come in between. When `f` returns an error instead of a text, nothing is
+   * written and the effect fails with it. Returns the written text.
+   */
+  readonly update: <E extends object>(
+    store: string,
+    key: string,
+    f: (text: string | undefined) => string | E
+  ) => Effect.Effect<string, WriteFailure | E>
 }

@@ -67,6 +67,14 @@ export const Sql = {
   deleteIn: (keys: number): string => `DELETE FROM ${TABLE} WHERE store = ? AND key IN (${placeholders(keys, "?")})`
 } as const
 
+/**
+ * A write that changes nothing. As the first statement of a deferred transaction (`BEGIN`, which @effect/sql's
+ * `withTransaction` uses) it takes the write lock at once, as `BEGIN IMMEDIATE` would, so a read-then-write
+ * transaction waits for the lock (busy_timeout) instead of failing with SQLITE_BUSY_SNAPSHOT under contention.
+ */
+export const LOCK_TABLE = `UPDATE ${TABLE} SET key = key WHERE 0`
+const LOCK_MIGRATIONS = `UPDATE ${MIGRATIONS_TABLE} SET name = name WHERE 0`
+
 /** Splits a list into chunks of at most {@link CHUNK}. */
 export const chunks = <A>(items: ReadonlyArray<A>): Array<ReadonlyArray<A>> => {
   const result: Array<ReadonlyArray<A>> = []
@@ -111,15 +119,17 @@ export const migrate = <E>(
     const applied = yield* appliedMigration(driver)
     if (applied > LATEST_MIGRATION) return yield* Effect.fail(newerSchema(applied, filename))
     if (applied === LATEST_MIGRATION) return
+    yield* driver.query(
+      `CREATE TABLE IF NOT EXISTS ${MIGRATIONS_TABLE} (
+        migration_id INTEGER PRIMARY KEY NOT NULL,
+        name TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+      )`
+    )
     yield* driver.writeTransaction(
       Effect.gen(function* () {
-        yield* driver.query(
-          `CREATE TABLE IF NOT EXISTS ${MIGRATIONS_TABLE} (
-            migration_id INTEGER PRIMARY KEY NOT NULL,
-            name TEXT NOT NULL,
-            created_at INTEGER NOT NULL
-          )`
-        )
+        // Takes the write lock before reading, even in a deferred transaction.
+        yield* driver.query(LOCK_MIGRATIONS)
         const current = yield* appliedMigration(driver)
         if (current > LATEST_MIGRATION) return yield* Effect.fail(newerSchema(current, filename))
         for (const migration of migrations) {

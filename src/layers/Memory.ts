@@ -61,6 +61,18 @@ const makeBackend = (): Backend => {
     clear: (store) =>
       Effect.sync(() => {
         stores.delete(store)
+      }),
+    update: (store, key, f) =>
+      Effect.suspend(() => {
+        const text = f(stores.get(store)?.get(key))
+        if (typeof text !== "string") return Effect.fail(text)
+        let values = stores.get(store)
+        if (values === undefined) {
+          values = new Map()
+          stores.set(store, values)
+        }
+        values.set(key, text)
+        return Effect.succeed(text)
       })
   }
 }

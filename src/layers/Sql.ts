@@ -5,12 +5,13 @@
  * @since 0.1.0
  */
 import * as SqlClient from "@effect/sql/SqlClient"
+import { SqlError } from "@effect/sql/SqlError"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { DatabaseError } from "../errors/StorageError.js"
 import type { Backend, ReadFailure, Row, WriteFailure } from "../internal/backend.js"
 import { openFailure, readFailure, writeFailure } from "../internal/failure.js"
-import { chunks, migrate, Sql } from "../internal/schema.js"
+import { chunks, LOCK_TABLE, migrate, Sql } from "../internal/schema.js"
 import { make, Storage } from "../services/Storage.js"
 
 /**
@@ -31,23 +32,26 @@ interface KeyValueRow {
   readonly value: string
 }
 
+const isSqlError = (u: unknown): u is SqlError => u instanceof SqlError
+
 const makeBackend = (sql: SqlClient.SqlClient): Backend => {
   const query = <A extends object>(text: string, params: ReadonlyArray<unknown>) => sql.unsafe<A>(text, params)
   // @effect/sql reports some failures (a failed COMMIT, e.g. SQLITE_FULL) as defects: they are mapped too.
+  // Failures that are not SqlErrors (an update's own refusal) pass through unchanged.
   const read =
     (operation: string, store: string) =>
-    <A, E>(self: Effect.Effect<A, E>): Effect.Effect<A, ReadFailure> =>
+    <A, E>(self: Effect.Effect<A, E>): Effect.Effect<A, Exclude<E, SqlError> | ReadFailure> =>
       self.pipe(
-        Effect.mapError((cause) => readFailure(operation, store, cause)),
+        Effect.catchIf(isSqlError, (cause) => Effect.fail(readFailure(operation, store, cause))),
         Effect.catchAllDefect((cause) => Effect.fail(readFailure(operation, store, cause)))
-      )
+      ) as Effect.Effect<A, Exclude<E, SqlError> | ReadFailure>
   const write =
     (operation: string, store: string) =>
-    <A, E>(self: Effect.Effect<A, E>): Effect.Effect<A, WriteFailure> =>
+    <A, E>(self: Effect.Effect<A, E>): Effect.Effect<A, Exclude<E, SqlError> | WriteFailure> =>
       self.pipe(
-        Effect.mapError((cause) => writeFailure(operation, store, cause)),
+        Effect.catchIf(isSqlError, (cause) => Effect.fail(writeFailure(operation, store, cause))),
         Effect.catchAllDefect((cause) => Effect.fail(writeFailure(operation, store, cause)))
-      )
+      ) as Effect.Effect<A, Exclude<E, SqlError> | WriteFailure>
 
   return {
     get: (store, key) =>
@@ -108,7 +112,21 @@ const makeBackend = (sql: SqlClient.SqlClient): Backend => {
           Effect.map((results) => results.reduce((removed, rows) => removed + rows.length, 0)),
           write(keys.length === 1 ? "remove" : "deleteMany", store)
         ),
-    clear: (store) => query(Sql.clear, [store]).pipe(Effect.asVoid, write("clear", store))
+    clear: (store) => query(Sql.clear, [store]).pipe(Effect.asVoid, write("clear", store)),
+    update: (store, key, f) =>
+      sql
+        .withTransaction(
+          Effect.gen(function* () {
+            yield* query(LOCK_TABLE, [])
+            const rows = yield* query<ValueRow>(Sql.get, [store, key])
+            const text = f(rows[0]?.value)
+            if (typeof text !== "string") return yield* Effect.fail(text)
+            const now = Date.now()
+            yield* query(Sql.upsert(1), [store, key, text, now, now])
+            return text
+          })
+        )
+        .pipe(write("update", store))
   }
 }
 

@@ -158,6 +158,15 @@ const makeBackend = (db: Database.Database): Backend => {
     return removed
   })
 
+  const updateKey = db.transaction(<E>(store: string, key: string, f: (text: string | undefined) => string | E) => {
+    const text = f(get.get(store, key) as string | undefined)
+    if (typeof text === "string") {
+      const now = Date.now()
+      upsert.run(store, key, text, now, now)
+    }
+    return text
+  })
+
   const read = <A>(operation: string, store: string, f: () => A) =>
     Effect.try({ try: f, catch: (cause) => readFailure(operation, store, cause) })
   const write = <A>(operation: string, store: string, f: () => A) =>
@@ -195,7 +204,12 @@ const makeBackend = (db: Database.Database): Backend => {
     clear: (store) =>
       write("clear", store, () => {
         clear.run(store)
-      })
+      }),
+    update: <E extends object>(store: string, key: string, f: (text: string | undefined) => string | E) =>
+      Effect.flatMap(
+        write("update", store, () => updateKey.immediate(store, key, f) as string | E),
+        (text) => (typeof text === "string" ? Effect.succeed(text) : Effect.fail(text))
+      )
   }
 }
 

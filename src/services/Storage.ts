@@ -7,7 +7,7 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type { DatabaseError, InvalidKeyError, ReadFailedError, WriteFailedError } from "../errors/StorageError.js"
-import { SerializationError } from "../errors/StorageError.js"
+import { GenericError, NotFoundError, quote, SerializationError } from "../errors/StorageError.js"
 import type { Backend, Row } from "../internal/backend.js"
 import { InvalidStoredJson, parse, serialize } from "../internal/json.js"
 import { compareCodePoints } from "../internal/order.js"
@@ -75,6 +75,24 @@ export type RemoveError = InvalidKeyError | WriteFailedError | DatabaseError
 export type WriteError = RemoveError | SerializationError
 
 /**
+ * The options of `update`.
+ *
+ * @since 0.1.0
+ */
+export interface UpdateOptions extends StoreOptions {
+  /** The value the update function receives when the key is absent. Without it, an absent key is `NotFound`. */
+  readonly default?: unknown
+}
+
+/**
+ * How an update can fail: as a read or a write, with `NotFound` (9001) for an absent key without a default, or
+ * `Generic` (9000) when the update function throws.
+ *
+ * @since 0.1.0
+ */
+export type UpdateError = WriteError | ReadValueError | NotFoundError | GenericError
+
+/**
  * The operations of the `Storage` service. Every operation works on exactly one store and requires nothing.
  * Keys are non-empty, well-formed strings of at most 2048 UTF-8 bytes; store names the same with at most 256.
  * `keys`, `entries` and `getMany` list in ascending Unicode code point order of the key.
@@ -111,6 +129,17 @@ export interface StorageService {
   readonly deleteMany: (keys: Iterable<string>, options?: StoreOptions) => Effect.Effect<number, RemoveError>
   /** Total size in bytes of the stored values of the store, as UTF-8 JSON text. */
   readonly size: (options?: StoreOptions) => Effect.Effect<number, ReadError>
+  /**
+   * Atomically replaces the value of a key with `f(current)` and returns the new value: the read and the write
+   * happen in one transaction that holds the write lock from its start, so concurrent updates from other fibers
+   * or processes are never lost. An absent key fails with `NotFound` (9001) unless `options.default` is given;
+   * when `f` throws, or returns what JSON cannot carry, nothing is written.
+   */
+  readonly update: (
+    key: string,
+    f: (current: Json) => unknown,
+    options?: UpdateOptions
+  ) => Effect.Effect<Json, UpdateError>
 }
 
 /**
@@ -120,18 +149,19 @@ export interface StorageService {
  */
 export class Storage extends Context.Tag("runtime-storage/Storage")<Storage, StorageService>() {}
 
+const invalidStored = (store: string, key: string, invalid: InvalidStoredJson): SerializationError =>
+  new SerializationError({
+    key,
+    store,
+    path: "$",
+    reason: "is stored as text that is not valid JSON (it was not written by runtime-storage)",
+    cause: invalid.cause
+  })
+
 const decode = (store: string, key: string, text: string): Effect.Effect<Json, SerializationError> => {
   const value = parse(text)
   return value instanceof InvalidStoredJson
-    ? Effect.fail(
-        new SerializationError({
-          key,
-          store,
-          path: "$",
-          reason: "is stored as text that is not valid JSON (it was not written by runtime-storage)",
-          cause: value.cause
-        })
-      )
+    ? Effect.fail(invalidStored(store, key, value))
     : Effect.succeed(value as Json)
 }
 
@@ -238,6 +268,28 @@ export const make = (backend: Backend): StorageService => {
       withKeys(keys, options, (store, keys) =>
         keys.length === 0 ? Effect.succeed(0) : backend.deleteMany(store, keys)
       ),
-    size: (options) => withStore(options, backend.size)
+    size: (options) => withStore(options, backend.size),
+    update: (key, f, options) =>
+      withKey(key, options, (store) => {
+        const hasDefault = typeof options === "object" && options !== null && Object.hasOwn(options, "default")
+        const next = (text: string | undefined): string | NotFoundError | SerializationError | GenericError => {
+          let current: unknown
+          if (text === undefined) {
+            if (!hasDefault) return new NotFoundError({ key, store })
+            current = options?.default
+          } else {
+            current = parse(text)
+            if (current instanceof InvalidStoredJson) return invalidStored(store, key, current)
+          }
+          let value: unknown
+          try {
+            value = f(current as Json)
+          } catch (cause) {
+            return new GenericError({ reason: `The update function of key ${quote(key)} threw`, cause })
+          }
+          return encode(store, key, value)
+        }
+        return Effect.map(backend.update(store, key, next), (text) => parse(text) as Json)
+      })
   }
 }
