@@ -15,7 +15,13 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Option from "effect/Option"
-import { GenericError, InvalidKeyError, isStorageError, type StorageError } from "./errors/StorageError.js"
+import {
+  type DatabaseError,
+  GenericError,
+  InvalidKeyError,
+  isStorageError,
+  type StorageError
+} from "./errors/StorageError.js"
 import { type Durability, layerSqlite } from "./layers/Sqlite.js"
 import { defaultDatabasePath, resolveDefaultFilename } from "./location.js"
 import { type Json, type SetManyEntries, Storage, type StorageService, type StoreOptions } from "./services/Storage.js"
@@ -157,17 +163,30 @@ const filenameOf = (options: OpenOptions): string => {
  */
 export const open = (options: OpenOptions): StorageClient => {
   const filename = filenameOf(options)
-  const runtime = ManagedRuntime.make(
-    layerSqlite({ filename, durability: options.durability, busyTimeout: options.busyTimeout ?? 5000 })
-  )
-  let service: Promise<StorageService> | undefined
+  const layer = layerSqlite({ filename, durability: options.durability, busyTimeout: options.busyTimeout ?? 5000 })
+  type Connected = {
+    readonly runtime: ManagedRuntime.ManagedRuntime<Storage, DatabaseError>
+    readonly storage: StorageService
+  }
+  let connected: Promise<Connected> | undefined
   let closed: Promise<void> | undefined
+  const connect = (): Promise<Connected> => {
+    if (connected === undefined) {
+      const runtime = ManagedRuntime.make(layer)
+      const attempt: Promise<Connected> = runtime.runPromiseExit(Storage).then((exit) => {
+        if (Exit.isSuccess(exit)) return { runtime, storage: exit.value }
+        // A failed open is not kept: the next call tries again (the lock may be gone, the disk freed).
+        if (connected === attempt) connected = undefined
+        void runtime.dispose()
+        throw toError(exit.cause)
+      })
+      connected = attempt
+    }
+    return connected
+  }
   const run = <A>(f: (storage: StorageService) => Effect.Effect<A, StorageError>): Promise<A> => {
     if (closed !== undefined) return Promise.reject(closedError(filename))
-    service ??= runtime
-      .runPromiseExit(Storage)
-      .then((exit) => (Exit.isSuccess(exit) ? exit.value : Promise.reject(toError(exit.cause))))
-    return service.then((storage) => {
+    return connect().then(({ runtime, storage }) => {
       if (closed !== undefined) throw closedError(filename)
       const exit = runtime.runSyncExit(f(storage))
       if (Exit.isSuccess(exit)) return exit.value
@@ -175,7 +194,10 @@ export const open = (options: OpenOptions): StorageClient => {
     })
   }
   const close = (): Promise<void> => {
-    closed ??= runtime.dispose()
+    closed ??= (connected ?? Promise.resolve(undefined)).then(
+      (open) => open?.runtime.dispose(),
+      () => undefined
+    )
     return closed
   }
   return { ...makeApi(run), filename, close, [Symbol.asyncDispose]: close }

@@ -5,6 +5,7 @@
  *
  * @since 0.1.0
  */
+import { randomBytes } from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import Database from "better-sqlite3"
@@ -13,7 +14,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { DatabaseError, quote } from "../errors/StorageError.js"
 import type { Backend, Row } from "../internal/backend.js"
-import { openFailure, readFailure, writeFailure } from "../internal/failure.js"
+import { openFailure, readFailure, sqliteCodeOf, writeFailure } from "../internal/failure.js"
 import { CHUNK, chunks, type MigrationDriver, migrate, Sql } from "../internal/schema.js"
 import { make, Storage } from "../services/Storage.js"
 
@@ -41,6 +42,9 @@ export interface SqliteOptions {
   readonly busyTimeout?: Duration.DurationInput | undefined
 }
 
+/** Bytes the WAL file is truncated to when it is restarted: the size of one auto-checkpoint (1000 pages). */
+const JOURNAL_SIZE_LIMIT = 4 * 1024 * 1024
+
 type Statement = Database.Statement<Array<unknown>, unknown>
 
 const isFileBacked = (filename: string): boolean => filename !== ":memory:" && filename !== ""
@@ -48,9 +52,11 @@ const isFileBacked = (filename: string): boolean => filename !== ":memory:" && f
 const errnoOf = (cause: unknown): string => (cause as NodeJS.ErrnoException).code ?? "error"
 
 /**
- * Creates the missing directories of the database with mode 0700 and a missing database file with mode 0600,
- * whatever the umask: this is the user's private data. SQLite gives the `-wal` and `-shm` files the mode of the
- * database file.
+ * Creates the missing directories of the database with mode 0700, whatever the umask: this is the user's private
+ * data. A missing database file is made whole before it appears under its name: it is created (mode 0600, which
+ * SQLite gives its `-wal` and `-shm` files too) and initialized under a temporary name, closed cleanly (so it has
+ * no `-wal`), and then linked to its name, which fails rather than replace a file another process created first.
+ * So a crash never leaves an empty file under the database's name, and an empty file there is not ours.
  */
 const createPrivately = (filename: string): void => {
   const directory = path.dirname(filename)
@@ -64,34 +70,103 @@ const createPrivately = (filename: string): void => {
       cause
     })
   }
-  let fd: number
+  if (fs.existsSync(filename)) return
+  const temporary = `${filename}.${process.pid}-${randomBytes(6).toString("hex")}.creating`
   try {
-    fd = fs.openSync(filename, "wx", 0o600)
+    const fd = fs.openSync(temporary, "wx", 0o600)
+    try {
+      fs.fchmodSync(fd, 0o600)
+    } finally {
+      fs.closeSync(fd)
+    }
+    const db = new Database(temporary)
+    try {
+      db.pragma("journal_mode = WAL")
+    } finally {
+      db.close()
+    }
+    const fd2 = fs.openSync(temporary, "r+")
+    try {
+      fs.fsyncSync(fd2)
+    } finally {
+      fs.closeSync(fd2)
+    }
+    try {
+      fs.linkSync(temporary, filename)
+    } catch (cause) {
+      const code = errnoOf(cause)
+      // Another process created it first: use theirs.
+      if (code === "EEXIST") return
+      // A file system without hard links: copy, still refusing to replace an existing file.
+      if (code === "EPERM" || code === "ENOTSUP" || code === "EOPNOTSUPP" || code === "ENOSYS") {
+        try {
+          fs.copyFileSync(temporary, filename, fs.constants.COPYFILE_EXCL)
+        } catch (copyCause) {
+          if (errnoOf(copyCause) !== "EEXIST") throw copyCause
+        }
+        return
+      }
+      throw cause
+    }
   } catch (cause) {
-    // An existing file (or one another process just created) is opened as it is.
-    if (errnoOf(cause) === "EEXIST") return
     throw new DatabaseError({ reason: `Could not create the database file (${errnoOf(cause)})`, filename, cause })
-  }
-  try {
-    fs.fchmodSync(fd, 0o600)
   } finally {
-    fs.closeSync(fd)
+    for (const suffix of ["", "-wal", "-shm"]) fs.rmSync(`${temporary}${suffix}`, { force: true })
+  }
+}
+
+/** An existing database file of 0 bytes (with no `-wal` holding its content) is refused, never overwritten. */
+const refuseEmptyFile = (filename: string): void => {
+  const size = (suffix: string): number => {
+    try {
+      return fs.statSync(`${filename}${suffix}`).size
+    } catch {
+      return -1
+    }
+  }
+  if (size("") === 0 && size("-wal") <= 0) {
+    throw new DatabaseError({
+      reason:
+        "The database file is empty (0 bytes): it was not written by runtime-storage, which never leaves an empty " +
+        "file behind, so it is left untouched. Move it away to start with a new database",
+      filename,
+      sqliteCode: "SQLITE_NOTADB"
+    })
   }
 }
 
 /** Opens the connection with its pragmas set. @internal */
 export const openDatabase = (options: SqliteOptions): Database.Database => {
   const { filename } = options
-  if (isFileBacked(filename)) createPrivately(filename)
-  const db = new Database(filename)
+  if (isFileBacked(filename)) {
+    createPrivately(filename)
+    refuseEmptyFile(filename)
+  }
+  try {
+    return configure(new Database(filename), options)
+  } catch (cause) {
+    // A database the process may read but not write (a read-only file or directory, where SQLite cannot create the
+    // -shm file) is opened read-only: reads work, writes fail with SQLITE_READONLY.
+    const code = sqliteCodeOf(cause)
+    if (isFileBacked(filename) && code !== undefined && /^SQLITE_(READONLY|CANTOPEN)/.test(code)) {
+      return configure(new Database(filename, { readonly: true, fileMustExist: true }), options)
+    }
+    throw cause
+  }
+}
+
+const configure = (db: Database.Database, options: SqliteOptions): Database.Database => {
   try {
     const busyTimeout = Math.max(0, Math.round(Duration.toMillis(options.busyTimeout ?? Duration.seconds(5))))
     db.pragma(`busy_timeout = ${busyTimeout}`)
     // Reading the header first makes a file that is not a database fail here, before anything is written to it.
     db.pragma("schema_version")
-    db.pragma("journal_mode = WAL")
+    if (!db.readonly) db.pragma("journal_mode = WAL")
     db.pragma(`synchronous = ${options.durability === "strict" ? "FULL" : "NORMAL"}`)
     db.pragma("trusted_schema = OFF")
+    // After a checkpoint restarts the WAL, truncate it to this size: a burst of writes while a reader held an old
+    // snapshot does not leave a large WAL file behind.
+    db.pragma(`journal_size_limit = ${JOURNAL_SIZE_LIMIT}`)
     return db
   } catch (cause) {
     db.close()

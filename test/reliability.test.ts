@@ -1,0 +1,462 @@
+/**
+ * Crashes, several processes, held locks, full disks, unwritable files: real child processes killed with SIGKILL,
+ * a real tmpfs that fills up, a real unprivileged user. Each scenario checks that nothing committed is lost, that
+ * batches stay all-or-nothing, and that every failure is a coded error.
+ */
+import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+import { SqliteClient } from "@effect/sql-sqlite-node"
+import Database from "better-sqlite3"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import { afterAll, describe, expect, it } from "vitest"
+import { layerSql, Storage, type StorageError } from "../src/index.js"
+import { open } from "../src/promise.js"
+import { tempDir } from "./support.js"
+
+const dir = tempDir()
+const cleanups: Array<() => void> = []
+afterAll(() => {
+  for (const cleanup of cleanups) cleanup()
+})
+let fileCounter = 0
+const freshFile = (): string => path.join(dir, `db-${++fileCounter}`, "storage.db")
+const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url))
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+const integrity = (filename: string): unknown => {
+  const db = new Database(filename)
+  try {
+    return db.pragma("integrity_check", { simple: true })
+  } finally {
+    db.close()
+  }
+}
+
+/** Starts a fixture; resolves with the child once `ready(line)` is true for a line of its output. */
+const startUntil = (args: ReadonlyArray<string>, ready: (line: string) => boolean) =>
+  new Promise<{ child: ChildProcess; lines: Array<string> }>((resolve, reject) => {
+    const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] })
+    const lines: Array<string> = []
+    let buffer = ""
+    let stderr = ""
+    let resolved = false
+    child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
+      buffer += chunk
+      const parts = buffer.split("\n")
+      buffer = parts.pop()!
+      for (const line of parts) {
+        lines.push(line)
+        if (!resolved && ready(line)) {
+          resolved = true
+          resolve({ child, lines })
+        }
+      }
+    })
+    child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
+      stderr += chunk
+    })
+    child.on("exit", (code, signal) => {
+      if (!resolved) reject(new Error(`fixture exited (${code ?? signal}) before it was ready: ${stderr}`))
+    })
+  })
+
+const kill = (child: ChildProcess) =>
+  new Promise<void>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve()
+    child.once("exit", () => resolve())
+    child.kill("SIGKILL")
+  })
+
+describe("crashes", () => {
+  it("SIGKILL at random moments during setMany/deleteMany leaves every batch all-or-nothing and the file intact", async () => {
+    const filename = freshFile()
+    const BATCH = 200
+    let sawWal = 0
+    for (let round = 0; round < 24; round++) {
+      const { child } = await startUntil(
+        [fixture("batch-writer.mjs"), filename, String(BATCH)],
+        (line) => line === "ready"
+      )
+      await sleep(Math.random() * 120)
+      await kill(child)
+      if (fs.existsSync(`${filename}-wal`)) sawWal++
+      expect(integrity(filename)).toBe("ok")
+      const db = new Database(filename)
+      const counts = db
+        .prepare(
+          "SELECT substr(key, 3, instr(substr(key, 3), ':') - 1) AS batch, count(*) AS n FROM runtime_storage WHERE key LIKE 'b:%' GROUP BY batch"
+        )
+        .all() as Array<{ batch: string; n: number }>
+      db.close()
+      // A kill between a batch's setMany and the deleteMany of the one before leaves both, each whole.
+      expect(counts.length).toBeGreaterThanOrEqual(1)
+      for (const { n } of counts) expect(n).toBe(BATCH)
+    }
+    // The kills left a -wal behind; opening again recovered it, and a clean close removes it.
+    expect(sawWal).toBeGreaterThan(0)
+    const client = open({ filename })
+    expect(await client.get("next-batch")).toBeGreaterThan(0)
+    await client.close()
+    expect(fs.existsSync(`${filename}-wal`)).toBe(false)
+    expect(fs.existsSync(`${filename}-shm`)).toBe(false)
+  })
+
+  it("a set whose promise has resolved survives a SIGKILL right after it", async () => {
+    for (const durability of ["relaxed", "strict", "relaxed"]) {
+      const filename = freshFile()
+      const target = 20 + Math.floor(Math.random() * 200)
+      const { child, lines } = await startUntil(
+        [fixture("ack-writer.mjs"), filename, durability],
+        (line) => Number(line) >= target
+      )
+      await kill(child)
+      const acknowledged = Number(lines[lines.length - 1])
+      expect(acknowledged).toBeGreaterThanOrEqual(target)
+      const client = open({ filename })
+      const values = await client.getMany(Array.from({ length: acknowledged + 1 }, (_, i) => `k${i}`))
+      await client.close()
+      expect(values.size).toBe(acknowledged + 1)
+      for (let i = 0; i <= acknowledged; i++) expect(values.get(`k${i}`)).toBe(i)
+    }
+  })
+
+  it("truncates the WAL after a burst of writes made while a reader held an old snapshot", async () => {
+    const filename = freshFile()
+    const client = open({ filename })
+    await client.set("seed", 1)
+    const reader = new Database(filename)
+    reader.exec("BEGIN")
+    reader.prepare("SELECT count(*) FROM runtime_storage").get()
+    const big = "x".repeat(10_000)
+    for (let i = 0; i < 10; i++) {
+      await client.setMany(Array.from({ length: 200 }, (_, j) => [`burst:${i}:${j}`, big] as const))
+    }
+    const grown = fs.statSync(`${filename}-wal`).size
+    expect(grown).toBeGreaterThan(16 * 1024 * 1024)
+    reader.exec("COMMIT")
+    reader.close()
+    // The next commits checkpoint the whole WAL (no reader holds it now), then restart and truncate it.
+    for (let i = 0; i < 3; i++) await client.set(`after:${i}`, i)
+    expect(fs.statSync(`${filename}-wal`).size).toBeLessThanOrEqual(4 * 1024 * 1024)
+    expect(await client.size()).toBeGreaterThan(2000 * 10_000)
+    await client.close()
+  })
+})
+
+describe("several processes", () => {
+  it("four processes updating one counter and writing their own keys lose nothing and see no SQLITE_BUSY", async () => {
+    const filename = freshFile()
+    const PROCESSES = 4
+    const COUNT = 150
+    const results = await Promise.all(
+      Array.from(
+        { length: PROCESSES },
+        (_, id) =>
+          new Promise<{ failures: Array<string> }>((resolve, reject) => {
+            const child = spawn(process.execPath, [fixture("counter.mjs"), filename, String(id), String(COUNT)])
+            let out = ""
+            let err = ""
+            child.stdout.on("data", (chunk) => {
+              out += chunk
+            })
+            child.stderr.on("data", (chunk) => {
+              err += chunk
+            })
+            child.on("exit", (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(err))))
+          })
+      )
+    )
+    for (const { failures } of results) expect(failures).toEqual([])
+    const client = open({ filename })
+    expect(await client.get("counter")).toBe(PROCESSES * COUNT)
+    const keys = await client.keys()
+    expect(keys.filter((key) => key.startsWith("p"))).toHaveLength(PROCESSES * COUNT)
+    expect(keys.filter((key) => key.startsWith("batch:"))).toHaveLength(PROCESSES * (COUNT / 10) * 2)
+    await client.close()
+    expect(integrity(filename)).toBe("ok")
+  })
+
+  it("a write lock held past the busy timeout fails writes with WriteFailed (9002) in about the timeout", async () => {
+    const filename = freshFile()
+    const client = open({ filename, busyTimeout: 300 })
+    await client.set("k", "before")
+    const holder = new Database(filename)
+    holder.exec("BEGIN IMMEDIATE")
+    try {
+      for (const write of [
+        () => client.set("k", "after"),
+        () => client.setMany({ a: 1 }),
+        () => client.update("k", () => 1)
+      ]) {
+        const started = performance.now()
+        const error = await write().catch((error: unknown) => error)
+        const elapsed = performance.now() - started
+        expect(error).toMatchObject({ _tag: "WriteFailed", code: 9002 })
+        expect((error as { sqliteCode: string }).sqliteCode).toMatch(/^SQLITE_BUSY/)
+        expect(elapsed).toBeGreaterThanOrEqual(250)
+        expect(elapsed).toBeLessThan(300 + 1500)
+      }
+      // Reads go on while another connection writes (WAL).
+      expect(await client.get("k")).toBe("before")
+    } finally {
+      holder.exec("ROLLBACK")
+      holder.close()
+    }
+    await client.set("k", "after")
+    expect(await client.get("k")).toBe("after")
+    await client.close()
+  })
+
+  it("a database locked exclusively past the busy timeout fails the opening call with 9005 SQLITE_BUSY; the client opens once it is free", async () => {
+    const filename = freshFile()
+    const writer = open({ filename })
+    await writer.set("k", 1)
+    await writer.close()
+    // In WAL mode a reader on an open connection is never blocked by another process; only opening can be, by a
+    // connection in exclusive locking mode.
+    const holder = new Database(filename)
+    holder.pragma("locking_mode = EXCLUSIVE")
+    holder.exec("BEGIN EXCLUSIVE")
+    holder.prepare("UPDATE runtime_storage SET updated_at = updated_at").run()
+    const client = open({ filename, busyTimeout: 300 })
+    try {
+      const started = performance.now()
+      const error = await client.get("k").catch((error: unknown) => error)
+      const elapsed = performance.now() - started
+      expect(error).toMatchObject({ _tag: "DatabaseError", code: 9005 })
+      expect((error as { sqliteCode: string }).sqliteCode).toMatch(/^SQLITE_BUSY/)
+      expect(elapsed).toBeGreaterThanOrEqual(250)
+      expect(elapsed).toBeLessThan(300 + 1500)
+    } finally {
+      holder.exec("COMMIT")
+      holder.close()
+    }
+    expect(await client.get("k")).toBe(1)
+    await client.close()
+  })
+})
+
+describe("one process, many concurrent calls", () => {
+  it("batches never interleave and no reader sees half a batch", async () => {
+    const client = open({ filename: freshFile() })
+    const BATCHES = 40
+    const SIZE = 50
+    const writes = Array.from({ length: BATCHES }, (_, batch) =>
+      client.setMany(Array.from({ length: SIZE }, (_, j) => [`b${batch}:${j}`, batch] as const))
+    )
+    const reads = Array.from({ length: BATCHES }, () => client.entries())
+    const snapshots = await Promise.all(
+      [...writes, ...reads].map((promise, index) => promise.then((value) => [index, value] as const))
+    )
+    for (const [, value] of snapshots) {
+      if (!Array.isArray(value)) continue
+      const perBatch = new Map<unknown, number>()
+      for (const entry of value as Array<{ value: unknown }>)
+        perBatch.set(entry.value, (perBatch.get(entry.value) ?? 0) + 1)
+      for (const count of perBatch.values()) expect(count).toBe(SIZE)
+    }
+    expect(await client.keys()).toHaveLength(BATCHES * SIZE)
+    await client.close()
+  })
+})
+
+describe("faults", () => {
+  const expectUntouched = async (filename: string, content: Buffer, code: number) => {
+    const client = open({ filename })
+    for (const call of [client.get("k"), client.set("k", 1), client.keys()]) {
+      await expect(call).rejects.toMatchObject({ _tag: "DatabaseError", code })
+    }
+    await client.close()
+    expect(fs.readFileSync(filename).equals(content)).toBe(true)
+    expect(fs.existsSync(`${filename}-wal`)).toBe(false)
+  }
+
+  it("a zero-length file is refused with 9005 and left as it is", async () => {
+    const filename = freshFile()
+    fs.mkdirSync(path.dirname(filename), { recursive: true })
+    fs.writeFileSync(filename, "")
+    await expectUntouched(filename, Buffer.alloc(0), 9005)
+  })
+
+  it("a truncated database is refused with 9005 and left as it is", async () => {
+    const filename = freshFile()
+    const client = open({ filename })
+    await client.setMany(Array.from({ length: 2000 }, (_, i) => [`k${i}`, "v".repeat(200)] as const))
+    await client.close()
+    const whole = fs.readFileSync(filename)
+    const truncated = whole.subarray(0, Math.floor(whole.length / 3))
+    fs.writeFileSync(filename, truncated)
+    const reopened = open({ filename })
+    const error = await reopened
+      .getMany(Array.from({ length: 2000 }, (_, i) => `k${i}`))
+      .catch((error: unknown) => error)
+    expect(error).toMatchObject({ _tag: "DatabaseError", code: 9005 })
+    expect((error as { sqliteCode: string }).sqliteCode).toMatch(/^SQLITE_CORRUPT/)
+    await reopened.close()
+    expect(fs.readFileSync(filename).equals(truncated)).toBe(true)
+  })
+
+  it("a file that is not SQLite is refused with 9005 and left as it is", async () => {
+    const filename = freshFile()
+    fs.mkdirSync(path.dirname(filename), { recursive: true })
+    const content = Buffer.from('{"settings": "this is JSON, not SQLite"}\n'.repeat(300))
+    fs.writeFileSync(filename, content)
+    await expectUntouched(filename, content, 9005)
+  })
+
+  const canRunAsNobody = process.getuid?.() === 0
+
+  /** A database holding k = "stored", in a directory an unprivileged user can reach, owned by that user. */
+  const databaseForNobody = (): string => {
+    // Not under the test's temporary directory, which is private (0700) to root.
+    const base = fs.mkdtempSync(path.join(os.tmpdir(), "runtime-storage-ro-"))
+    cleanups.push(() => fs.rmSync(base, { recursive: true, force: true }))
+    fs.chmodSync(base, 0o755)
+    const filename = path.join(base, "app", "storage.db")
+    execFileSync(process.execPath, [
+      "--input-type=module",
+      "-e",
+      `import { open } from ${JSON.stringify(new URL("../dist/promise.js", import.meta.url).href)}; const c = open({ filename: ${JSON.stringify(filename)} }); await c.set("k", "stored"); await c.close()`
+    ])
+    fs.chownSync(path.dirname(filename), 65534, 65534)
+    fs.chownSync(filename, 65534, 65534)
+    return filename
+  }
+  const runAsNobody = (filename: string) => {
+    const run = spawnSync(process.execPath, [fixture("readonly-user.mjs"), filename], {
+      uid: 65534,
+      gid: 65534,
+      encoding: "utf8"
+    })
+    expect(run.stderr).toBe("")
+    return JSON.parse(run.stdout)
+  }
+
+  it.runIf(canRunAsNobody)(
+    "a read-only file (unprivileged user): reads work, writes fail with 9002 SQLITE_READONLY",
+    () => {
+      const filename = databaseForNobody()
+      fs.chmodSync(filename, 0o400)
+      const before = fs.readFileSync(filename)
+      const result = runAsNobody(filename)
+      expect(result.get).toEqual({ ok: "stored" })
+      expect(result.keys).toEqual({ ok: ["k"] })
+      for (const write of ["set", "setMany", "remove", "update"]) {
+        expect(result[write], write).toMatchObject({ code: 9002, tag: "WriteFailed" })
+        expect(result[write].sqliteCode, write).toMatch(/^SQLITE_READONLY/)
+      }
+      expect(fs.readFileSync(filename).equals(before)).toBe(true)
+    }
+  )
+
+  it.runIf(canRunAsNobody)(
+    "a read-only directory (unprivileged user): every call is a coded error, nothing changes",
+    () => {
+      const filename = databaseForNobody()
+      fs.chmodSync(filename, 0o400)
+      fs.chmodSync(path.dirname(filename), 0o500)
+      const before = fs.readFileSync(filename)
+      const result = runAsNobody(filename)
+      // SQLite cannot read a WAL database whose -shm file it cannot create, so even reads fail, with a coded error.
+      for (const call of ["get", "keys", "set", "setMany", "remove", "update"]) {
+        expect(result[call], call).toMatchObject({
+          code: 9005,
+          tag: "DatabaseError",
+          sqliteCode: "SQLITE_READONLY_DIRECTORY"
+        })
+      }
+      expect(fs.readFileSync(filename).equals(before)).toBe(true)
+      expect(fs.readdirSync(path.dirname(filename))).toEqual(["storage.db"])
+    }
+  )
+
+  describe.runIf(process.getuid?.() === 0)("a full disk (a 2 MiB tmpfs)", () => {
+    const mountPoint = fs.mkdtempSync(path.join(os.tmpdir(), "runtime-storage-full-"))
+    const mounted = spawnSync("mount", ["-t", "tmpfs", "-o", "size=2m", "tmpfs", mountPoint]).status === 0
+    cleanups.push(() => {
+      if (mounted) spawnSync("umount", [mountPoint])
+      fs.rmSync(mountPoint, { recursive: true, force: true })
+    })
+
+    it("mounts its tmpfs", () => {
+      expect(mounted).toBe(true)
+    })
+
+    /** Fills the disk through `write` until it fails; checks the failure and that everything before it is intact. */
+    const fillUp = async (
+      filename: string,
+      write: (key: string, value: string) => Promise<unknown>,
+      batch: (entries: Array<readonly [string, string]>) => Promise<unknown>,
+      read: (keys: Array<string>) => Promise<ReadonlyMap<string, unknown>>
+    ) => {
+      const filler = path.join(mountPoint, `filler-${fileCounter++}`)
+      fs.writeFileSync(filler, Buffer.alloc(256 * 1024))
+      const value = "v".repeat(20_000)
+      const written: Array<string> = []
+      let failure: unknown
+      for (let i = 0; i < 500 && failure === undefined; i++) {
+        try {
+          await write(`k${i}`, value)
+          written.push(`k${i}`)
+        } catch (error) {
+          failure = error
+        }
+      }
+      expect(failure).toMatchObject({ _tag: "WriteFailed", code: 9002, sqliteCode: "SQLITE_FULL" })
+      expect(written.length).toBeGreaterThan(5)
+      const batchFailure = await batch(Array.from({ length: 20 }, (_, i) => [`batch${i}`, value] as const)).catch(
+        (error: unknown) => error
+      )
+      expect(batchFailure).toMatchObject({ code: 9002, sqliteCode: "SQLITE_FULL" })
+      const back = await read([...written, "batch0", "batch19"])
+      expect(back.size).toBe(written.length)
+      expect(integrity(filename)).toBe("ok")
+      fs.rmSync(filler)
+      await write("after-space-freed", "ok")
+      expect((await read(["after-space-freed"])).get("after-space-freed")).toBe("ok")
+    }
+
+    it.runIf(mounted)(
+      "layerSqlite: the failing write is 9002 SQLITE_FULL, earlier data is intact, writes work once space is freed",
+      async () => {
+        const filename = path.join(mountPoint, "sqlite", "storage.db")
+        const client = open({ filename })
+        await fillUp(
+          filename,
+          (key, value) => client.set(key, value),
+          (entries) => client.setMany(entries),
+          (keys) => client.getMany(keys)
+        )
+        await client.close()
+        fs.rmSync(path.dirname(filename), { recursive: true })
+      }
+    )
+
+    it.runIf(mounted)("layerSql: the same, although @effect/sql reports a failed COMMIT as a defect", async () => {
+      const filename = path.join(mountPoint, "sql", "storage.db")
+      fs.mkdirSync(path.dirname(filename))
+      const layer = layerSql().pipe(Layer.provide(SqliteClient.layer({ filename })))
+      await Effect.runPromise(
+        Effect.gen(function* () {
+          const storage = yield* Storage
+          const run = <A>(effect: Effect.Effect<A, StorageError>) =>
+            Effect.runPromise(Effect.either(effect)).then((result) =>
+              result._tag === "Right" ? result.right : Promise.reject(result.left)
+            )
+          yield* Effect.promise(() =>
+            fillUp(
+              filename,
+              (key, value) => run(storage.set(key, value)),
+              (entries) => run(storage.setMany(entries)),
+              (keys) => run(storage.getMany(keys))
+            )
+          )
+        }).pipe(Effect.provide(layer))
+      )
+    })
+  })
+})
