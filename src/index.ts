@@ -3,18 +3,7 @@
  *
  * @since 0.1.0
  */
-export {
-  DatabaseError,
-  GenericError,
-  InvalidKeyError,
-  isStorageError,
-  NotFoundError,
-  ReadFailedError,
-  SerializationError,
-  type StorageError,
-  StorageErrorCode,
-  WriteFailedError
-} from "./errors/StorageError.js"
+export * from "./errors/StorageError.js"
 export { layerMemory } from "./layers/Memory.js"
 export { layerSql, type SqlOptions } from "./layers/Sql.js"
 export { type Durability, layerSqlite, type SqliteOptions } from "./layers/Sqlite.js"

@@ -7,7 +7,8 @@
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { GenericError, InvalidKeyError, quote } from "./errors/StorageError.js"
+import { GenericError, InvalidKeyError } from "./errors/StorageError.js"
+import { quote } from "./internal/quote.js"
 
 /**
  * What {@link defaultDatabasePath} reads of the machine; pass them to compute another platform's path.

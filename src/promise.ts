@@ -26,18 +26,7 @@ import { type Durability, layerSqlite } from "./layers/Sqlite.js"
 import { defaultDatabasePath, resolveDefaultFilename } from "./location.js"
 import { type Json, type SetManyEntries, Storage, type StorageService, type StoreOptions } from "./services/Storage.js"
 
-export {
-  DatabaseError,
-  GenericError,
-  InvalidKeyError,
-  isStorageError,
-  NotFoundError,
-  ReadFailedError,
-  SerializationError,
-  type StorageError,
-  StorageErrorCode,
-  WriteFailedError
-} from "./errors/StorageError.js"
+export * from "./errors/StorageError.js"
 export type { Durability } from "./layers/Sqlite.js"
 export { defaultDatabasePath, type PlatformInfo } from "./location.js"
 export type { Json, SetManyEntries, StoreOptions } from "./services/Storage.js"

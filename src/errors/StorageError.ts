@@ -7,6 +7,7 @@
  */
 import * as Data from "effect/Data"
 import * as Predicate from "effect/Predicate"
+import { quote } from "../internal/quote.js"
 
 /**
  * The stable numeric code of each error, by `_tag`.
@@ -39,17 +40,6 @@ const withSqliteCode = (text: string, sqliteCode: string | undefined): string =>
 
 const causeMessage = (cause: unknown): string =>
   cause instanceof Error && cause.message !== "" ? `: ${cause.message}` : ""
-
-/**
- * Renders a string for an error message: quoted, escaped, and shortened when long, so a hostile key cannot
- * flood a log or forge a line.
- *
- * @internal
- */
-export const quote = (value: string): string => {
-  const shown = value.length > 80 ? `${value.slice(0, 77)}...` : value
-  return JSON.stringify(shown)
-}
 
 /**
  * A failure that fits no other class, such as a Promise client used after `close()` or a missing app name.

@@ -2,7 +2,8 @@
  * The rules for keys, store names and call arguments, shared by every backend. Everything here runs before any
  * SQL does.
  */
-import { InvalidKeyError, quote } from "../errors/StorageError.js"
+import { InvalidKeyError } from "../errors/StorageError.js"
+import { quote } from "./quote.js"
 
 /** The longest key, in UTF-8 bytes. */
 export const MAX_KEY_BYTES = 2048

@@ -7,10 +7,11 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type { DatabaseError, InvalidKeyError, ReadFailedError, WriteFailedError } from "../errors/StorageError.js"
-import { GenericError, NotFoundError, quote, SerializationError } from "../errors/StorageError.js"
+import { GenericError, NotFoundError, SerializationError } from "../errors/StorageError.js"
 import type { Backend, Row } from "../internal/backend.js"
 import { InvalidStoredJson, parse, serialize } from "../internal/json.js"
 import { compareCodePoints } from "../internal/order.js"
+import { quote } from "../internal/quote.js"
 import { checkEntries, checkKey, checkKeyList, resolveStore } from "../internal/validate.js"
 
 /**
