@@ -175,9 +175,11 @@ export const open = (options: OpenOptions): StorageClient => {
   }
   const run = <A>(f: (storage: StorageService) => Effect.Effect<A, StorageError>): Promise<A> => {
     if (closed !== undefined) return Promise.reject(closedError(filename))
-    return connect().then(({ runtime, storage }) => {
+    return connect().then(({ storage }) => {
       if (closed !== undefined) throw closedError(filename)
-      const exit = runtime.runSyncExit(f(storage))
+      // The service needs nothing from the runtime (R = never) and layerSqlite is synchronous: running on the default
+      // runtime costs a fraction of ManagedRuntime.runSyncExit.
+      const exit = Effect.runSyncExit(f(storage))
       if (Exit.isSuccess(exit)) return exit.value
       throw toError(exit.cause)
     })

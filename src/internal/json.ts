@@ -13,6 +13,8 @@ export interface JsonProblem {
 }
 
 class Refusal {
+  /** The path to the refused value, filled in innermost first as the refusal unwinds. */
+  readonly path: Array<string | number> = []
   constructor(readonly reason: string) {}
 }
 
@@ -34,50 +36,89 @@ const describeObject = (value: object): string => {
     : "is not a plain object (JSON would keep only its own fields)"
 }
 
+/** Depth past which the writer checks for a cycle before going on (a cycle would otherwise recurse forever). */
+const CYCLE_CHECK_DEPTH = 1000
+
+/** Refuses a value that JSON cannot carry exactly, or returns `undefined` for a container to walk. */
+const refuseScalar = (value: unknown): Refusal => {
+  switch (typeof value) {
+    case "number":
+      return new Refusal(`is ${String(value)}, which JSON cannot represent (it would become null)`)
+    case "undefined":
+      return new Refusal("is undefined, which JSON cannot represent (it would be dropped); use null instead")
+    case "function":
+      return new Refusal("is a function, which JSON cannot represent")
+    case "symbol":
+      return new Refusal("is a symbol, which JSON cannot represent")
+    default:
+      return new Refusal("is a bigint, which JSON cannot represent; store it as a string instead")
+  }
+}
+
 /**
- * Writes `value` as JSON text, or returns the problem that stops it from being stored exactly.
+ * Writes `value` as JSON text, or returns the problem that stops it from being stored exactly. Every property is
+ * read once, by this walk: what is checked is what is written.
  */
 export const serialize = (value: unknown): string | JsonProblem => {
-  const path: Array<string | number> = []
-  const ancestors = new Set<object>()
+  const result = serializeTracking(value, CYCLE_CHECK_DEPTH)
+  // A cycle was found late, with a long path: walk again tracking every ancestor, for the shortest path.
+  return typeof result === "object" && result.reason === CIRCULAR ? serializeTracking(value, 0) : result
+}
 
-  const write = (value: unknown): string => {
+const CIRCULAR = "is a circular reference to an enclosing value"
+
+const serializeTracking = (value: unknown, cycleCheckDepth: number): string | JsonProblem => {
+  // Ancestors are tracked only past cycleCheckDepth: shallow values, the common case, pay nothing for it.
+  let ancestors: Set<object> | undefined
+
+  const member = (value: unknown, segment: string | number, depth: number): string => {
+    try {
+      return write(value, depth)
+    } catch (error) {
+      if (error instanceof Refusal) error.path.push(segment)
+      throw error
+    }
+  }
+
+  const write = (value: unknown, depth: number): string => {
     switch (typeof value) {
       case "string":
         return JSON.stringify(value)
       case "number":
-        if (Number.isFinite(value)) return Object.is(value, -0) ? "-0" : String(value)
-        throw new Refusal(`is ${String(value)}, which JSON cannot represent (it would become null)`)
+        if (Number.isFinite(value)) return value === 0 && 1 / value < 0 ? "-0" : String(value)
+        throw refuseScalar(value)
       case "boolean":
         return value ? "true" : "false"
-      case "undefined":
-        throw new Refusal("is undefined, which JSON cannot represent (it would be dropped); use null instead")
-      case "function":
-        throw new Refusal("is a function, which JSON cannot represent")
-      case "symbol":
-        throw new Refusal("is a symbol, which JSON cannot represent")
-      case "bigint":
-        throw new Refusal("is a bigint, which JSON cannot represent; store it as a string instead")
+      case "object":
+        break
+      default:
+        throw refuseScalar(value)
     }
     if (value === null) return "null"
     const object = value as object
-    if (ancestors.has(object)) throw new Refusal("is a circular reference to an enclosing value")
+    if (depth >= cycleCheckDepth) {
+      ancestors ??= new Set()
+      if (ancestors.has(object)) throw new Refusal(CIRCULAR)
+      ancestors.add(object)
+    }
     let text: string
-    ancestors.add(object)
     if (Array.isArray(object)) {
       if (Object.getPrototypeOf(object) !== Array.prototype) throw new Refusal(describeObject(object))
       text = "["
       for (let index = 0; index < object.length; index++) {
-        path.push(index)
-        if (!(index in object)) throw new Refusal("is a hole in a sparse array (JSON would turn it into null)")
-        text += (index === 0 ? "" : ",") + write(object[index])
-        path.pop()
+        if (!(index in object)) {
+          const hole = new Refusal("is a hole in a sparse array (JSON would turn it into null)")
+          hole.path.push(index)
+          throw hole
+        }
+        text += (index === 0 ? "" : ",") + member(object[index], index, depth + 1)
       }
       text += "]"
     } else {
       const proto = Object.getPrototypeOf(object)
       if (proto !== Object.prototype && proto !== null) throw new Refusal(describeObject(object))
-      for (const symbol of Object.getOwnPropertySymbols(object)) {
+      const symbols = Object.getOwnPropertySymbols(object)
+      for (const symbol of symbols) {
         if (Object.prototype.propertyIsEnumerable.call(object, symbol)) {
           throw new Refusal(`has the symbol key ${String(symbol)}, which JSON would drop`)
         }
@@ -85,25 +126,20 @@ export const serialize = (value: unknown): string | JsonProblem => {
       text = "{"
       let first = true
       for (const key of Object.keys(object)) {
-        path.push(key)
-        const member = write((object as Record<string, unknown>)[key])
-        text += `${first ? "" : ","}${JSON.stringify(key)}:${member}`
+        text += `${first ? "" : ","}${JSON.stringify(key)}:${member((object as Record<string, unknown>)[key], key, depth + 1)}`
         first = false
-        path.pop()
       }
       text += "}"
     }
-    ancestors.delete(object)
+    if (depth >= cycleCheckDepth) ancestors!.delete(object)
     return text
   }
 
   try {
-    return write(value)
+    return write(value, 0)
   } catch (error) {
-    if (error instanceof Refusal) return { path: formatPath(path), reason: error.reason }
-    if (error instanceof RangeError) {
-      return { path: formatPath(path.slice(0, 8)), reason: "is nested too deeply to be written as JSON" }
-    }
+    if (error instanceof Refusal) return { path: formatPath(error.path.reverse()), reason: error.reason }
+    if (error instanceof RangeError) return { path: "$", reason: "is nested too deeply to be written as JSON" }
     throw error
   }
 }
