@@ -11,8 +11,10 @@
  * @since 0.1.0
  */
 import * as Cause from "effect/Cause"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Option from "effect/Option"
 import {
@@ -22,9 +24,9 @@ import {
   isStorageError,
   type StorageError
 } from "./errors/StorageError.js"
-import { type Durability, layerSqlite } from "./layers/Sqlite.js"
+import { type Durability, makeSqlitePrimitives } from "./layers/Sqlite.js"
 import { defaultDatabasePath, resolveDefaultFilename } from "./location.js"
-import { type Json, type SetManyEntries, Storage, type StorageService, type StoreOptions } from "./services/Storage.js"
+import { type Json, makeSync, type SetManyEntries, type StoreOptions, type SyncStorage } from "./services/Storage.js"
 
 export * from "./errors/StorageError.js"
 export type { Durability } from "./layers/Sqlite.js"
@@ -110,26 +112,27 @@ const closedError = (filename: string): GenericError =>
 /**
  * Builds the Promise API over a way to run service operations.
  */
-const makeApi = (
-  run: <A>(f: (storage: StorageService) => Effect.Effect<A, StorageError>) => Promise<A>
-): StorageApi => ({
+const makeApi = (run: <A>(f: (storage: SyncStorage) => A) => Promise<A>): StorageApi => ({
   get: <T>(key: string, options?: StoreOptions) =>
-    run((storage) => Effect.map(storage.get(key, options), (value) => Option.getOrNull(value) as T | null)),
+    run((storage) => Option.getOrNull(storage.get(key, options)) as T | null),
   set: (key, value, options) => run((storage) => storage.set(key, value, options)),
   remove: (key, options) => run((storage) => storage.remove(key, options)),
   clear: (options) => run((storage) => storage.clear(options)),
-  keys: (options) => run((storage) => Effect.map(storage.keys(options), (keys) => keys as Array<string>)),
+  keys: (options) => run((storage) => storage.keys(options) as Array<string>),
   has: (key, options) => run((storage) => storage.has(key, options)),
   entries: <T>(options?: StoreOptions) =>
-    run((storage) => Effect.map(storage.entries(options), (entries) => entries as Array<{ key: string; value: T }>)),
+    run((storage) => storage.entries(options) as Array<{ key: string; value: T }>),
   getMany: <T>(keys: Iterable<string>, options?: StoreOptions) =>
-    run((storage) => Effect.map(storage.getMany(keys, options), (values) => values as Map<string, T>)),
+    run((storage) => storage.getMany(keys, options) as Map<string, T>),
   setMany: (entries, options) => run((storage) => storage.setMany(entries, options)),
   deleteMany: (keys, options) => run((storage) => storage.deleteMany(keys, options)),
   size: (options) => run((storage) => storage.size(options)),
   update: <T>(key: string, f: (current: T) => T, options?: UpdateOptions<T>) =>
-    run((storage) => Effect.map(storage.update(key, f as (current: Json) => unknown, options), (value) => value as T))
+    run((storage) => storage.update(key, f as (current: Json) => unknown, options) as T)
 })
+
+/** The synchronous operations of one connection, for the clients of this module. */
+class Connection extends Context.Tag("runtime-storage/promise/Connection")<Connection, SyncStorage>() {}
 
 const filenameOf = (options: OpenOptions): string => {
   if (options === null || typeof options !== "object") {
@@ -152,17 +155,24 @@ const filenameOf = (options: OpenOptions): string => {
  */
 export const open = (options: OpenOptions): StorageClient => {
   const filename = filenameOf(options)
-  const layer = layerSqlite({ filename, durability: options.durability, busyTimeout: options.busyTimeout ?? 5000 })
+  // The same programs as the Effect service, run synchronously on the connection: no fiber per call.
+  const layer = Layer.scoped(
+    Connection,
+    Effect.map(
+      makeSqlitePrimitives({ filename, durability: options.durability, busyTimeout: options.busyTimeout ?? 5000 }),
+      makeSync
+    )
+  )
   type Connected = {
-    readonly runtime: ManagedRuntime.ManagedRuntime<Storage, DatabaseError>
-    readonly storage: StorageService
+    readonly runtime: ManagedRuntime.ManagedRuntime<Connection, DatabaseError>
+    readonly storage: SyncStorage
   }
   let connected: Promise<Connected> | undefined
   let closed: Promise<void> | undefined
   const connect = (): Promise<Connected> => {
     if (connected === undefined) {
       const runtime = ManagedRuntime.make(layer)
-      const attempt: Promise<Connected> = runtime.runPromiseExit(Storage).then((exit) => {
+      const attempt: Promise<Connected> = runtime.runPromiseExit(Connection).then((exit) => {
         if (Exit.isSuccess(exit)) return { runtime, storage: exit.value }
         // A failed open is not kept: the next call tries again (the lock may be gone, the disk freed).
         if (connected === attempt) connected = undefined
@@ -173,15 +183,12 @@ export const open = (options: OpenOptions): StorageClient => {
     }
     return connected
   }
-  const run = <A>(f: (storage: StorageService) => Effect.Effect<A, StorageError>): Promise<A> => {
+  // A call rejects with what the operation threw: always one of the library's coded errors.
+  const run = <A>(f: (storage: SyncStorage) => A): Promise<A> => {
     if (closed !== undefined) return Promise.reject(closedError(filename))
     return connect().then(({ storage }) => {
       if (closed !== undefined) throw closedError(filename)
-      // The service needs nothing from the runtime (R = never) and layerSqlite is synchronous: running on the default
-      // runtime costs a fraction of ManagedRuntime.runSyncExit.
-      const exit = Effect.runSyncExit(f(storage))
-      if (Exit.isSuccess(exit)) return exit.value
-      throw toError(exit.cause)
+      return f(storage)
     })
   }
   const close = (): Promise<void> => {

@@ -8,8 +8,8 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import { SqlError } from "@effect/sql/SqlError"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { DatabaseError } from "../errors/StorageError.js"
-import type { Backend, ReadFailure, Row, WriteFailure } from "../internal/backend.js"
+import { DatabaseError, type ReadFailedError, type WriteFailedError } from "../errors/StorageError.js"
+import type { EffectPrimitives, Row } from "../internal/backend.js"
 import { openFailure, readFailure, writeFailure } from "../internal/failure.js"
 import { chunks, LOCK_TABLE, migrate, Sql } from "../internal/schema.js"
 import { make, Storage } from "../services/Storage.js"
@@ -34,24 +34,24 @@ interface KeyValueRow {
 
 const isSqlError = (u: unknown): u is SqlError => u instanceof SqlError
 
-const makeBackend = (sql: SqlClient.SqlClient): Backend => {
+const makePrimitives = (sql: SqlClient.SqlClient): EffectPrimitives => {
   const query = <A extends object>(text: string, params: ReadonlyArray<unknown>) => sql.unsafe<A>(text, params)
   // @effect/sql reports some failures (a failed COMMIT, e.g. SQLITE_FULL) as defects: they are mapped too.
   // Failures that are not SqlErrors (an update's own refusal) pass through unchanged.
   const read =
     (operation: string, store: string) =>
-    <A, E>(self: Effect.Effect<A, E>): Effect.Effect<A, Exclude<E, SqlError> | ReadFailure> =>
+    <A, E>(self: Effect.Effect<A, E>): Effect.Effect<A, Exclude<E, SqlError> | ReadFailedError | DatabaseError> =>
       self.pipe(
         Effect.catchIf(isSqlError, (cause) => Effect.fail(readFailure(operation, store, cause))),
         Effect.catchAllDefect((cause) => Effect.fail(readFailure(operation, store, cause)))
-      ) as Effect.Effect<A, Exclude<E, SqlError> | ReadFailure>
+      ) as Effect.Effect<A, Exclude<E, SqlError> | ReadFailedError | DatabaseError>
   const write =
     (operation: string, store: string) =>
-    <A, E>(self: Effect.Effect<A, E>): Effect.Effect<A, Exclude<E, SqlError> | WriteFailure> =>
+    <A, E>(self: Effect.Effect<A, E>): Effect.Effect<A, Exclude<E, SqlError> | WriteFailedError | DatabaseError> =>
       self.pipe(
         Effect.catchIf(isSqlError, (cause) => Effect.fail(writeFailure(operation, store, cause))),
         Effect.catchAllDefect((cause) => Effect.fail(writeFailure(operation, store, cause)))
-      ) as Effect.Effect<A, Exclude<E, SqlError> | WriteFailure>
+      ) as Effect.Effect<A, Exclude<E, SqlError> | WriteFailedError | DatabaseError>
 
   return {
     get: (store, key) =>
@@ -153,6 +153,6 @@ export const layerSql = (_options?: SqlOptions): Layer.Layer<Storage, DatabaseEr
         },
         undefined
       ).pipe(Effect.catchAllDefect((cause) => Effect.fail(failed(cause))))
-      return make(makeBackend(sql))
+      return make({ _tag: "Effect", primitives: makePrimitives(sql) })
     })
   )

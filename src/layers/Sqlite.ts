@@ -12,11 +12,12 @@ import Database from "better-sqlite3"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { DatabaseError } from "../errors/StorageError.js"
-import type { Backend, Row } from "../internal/backend.js"
+import type * as Scope from "effect/Scope"
+import { DatabaseError, isStorageError, type StorageError } from "../errors/StorageError.js"
+import type { Primitives, Row } from "../internal/backend.js"
 import { openFailure, readFailure, sqliteCodeOf, writeFailure } from "../internal/failure.js"
 import { quote } from "../internal/quote.js"
-import { CHUNK, chunks, type MigrationDriver, migrate, Sql } from "../internal/schema.js"
+import { chunks, type MigrationDriver, migrate, Sql } from "../internal/schema.js"
 import { make, Storage } from "../services/Storage.js"
 
 /**
@@ -203,7 +204,7 @@ const migrationDriver = (db: Database.Database, filename: string): MigrationDriv
   }
 }
 
-const makeBackend = (db: Database.Database): Backend => {
+const makePrimitives = (db: Database.Database): Primitives => {
   const prepare = (sql: string): Statement => db.prepare(sql) as Statement
   const get = prepare(Sql.get).pluck()
   const has = prepare(Sql.has).pluck()
@@ -234,27 +235,39 @@ const makeBackend = (db: Database.Database): Backend => {
     return removed
   })
 
-  const updateKey = db.transaction(<E>(store: string, key: string, f: (text: string | undefined) => string | E) => {
-    const text = f(get.get(store, key) as string | undefined)
-    if (typeof text === "string") {
+  const updateKey = db.transaction(
+    (store: string, key: string, f: (text: string | undefined) => string | StorageError) => {
+      const text = f(get.get(store, key) as string | undefined)
+      // Thrown inside the transaction: it rolls back (nothing was written) and the error is the failure.
+      if (typeof text !== "string") throw text
       const now = Date.now()
       upsert.run(store, key, text, now, now)
+      return text
     }
-    return text
-  })
+  )
 
-  const read = <A>(operation: string, store: string, f: () => A) =>
-    Effect.try({ try: f, catch: (cause) => readFailure(operation, store, cause) })
-  const write = <A>(operation: string, store: string, f: () => A) =>
-    Effect.try({ try: f, catch: (cause) => writeFailure(operation, store, cause) })
+  // Every primitive is one synchronous call into SQLite, its failure mapped by what was being done.
+  const read = <A>(operation: string, store: string, f: () => A): A => {
+    try {
+      return f()
+    } catch (cause) {
+      throw readFailure(operation, store, cause)
+    }
+  }
+  const write = <A>(operation: string, store: string, f: () => A): A => {
+    try {
+      return f()
+    } catch (cause) {
+      throw isStorageError(cause) ? cause : writeFailure(operation, store, cause)
+    }
+  }
 
   return {
     get: (store, key) => read("get", store, () => get.get(store, key) as string | undefined),
     getMany: (store, keys) =>
       read("getMany", store, () => {
         const rows: Array<Row> = []
-        for (let start = 0; start < keys.length; start += CHUNK) {
-          const chunk = keys.slice(start, start + CHUNK)
+        for (const chunk of chunks(keys)) {
           for (const row of inList("selectIn", chunk.length).all(store, ...chunk)) rows.push(row as Row)
         }
         return rows
@@ -281,20 +294,16 @@ const makeBackend = (db: Database.Database): Backend => {
       write("clear", store, () => {
         clear.run(store)
       }),
-    update: <E extends object>(store: string, key: string, f: (text: string | undefined) => string | E) =>
-      Effect.flatMap(
-        write("update", store, () => updateKey.immediate(store, key, f) as string | E),
-        (text) => (typeof text === "string" ? Effect.succeed(text) : Effect.fail(text))
-      )
+    update: (store, key, f) => write("update", store, () => updateKey.immediate(store, key, f))
   }
 }
 
 /**
- * Opens the database, sets its pragmas, migrates it and prepares the backend; closes it when the scope closes.
+ * Opens the database, sets its pragmas, migrates it and prepares its statements; closes it when the scope closes.
  *
  * @internal
  */
-export const makeSqliteBackend = (options: SqliteOptions) =>
+export const makeSqlitePrimitives = (options: SqliteOptions): Effect.Effect<Primitives, DatabaseError, Scope.Scope> =>
   Effect.gen(function* () {
     const { filename } = options
     const db = yield* Effect.acquireRelease(
@@ -307,7 +316,7 @@ export const makeSqliteBackend = (options: SqliteOptions) =>
     )
     yield* migrate(migrationDriver(db, filename), filename)
     return yield* Effect.try({
-      try: () => makeBackend(db),
+      try: () => makePrimitives(db),
       catch: (cause) => openFailure("Could not prepare the database", filename, cause)
     })
   })
@@ -320,4 +329,7 @@ export const makeSqliteBackend = (options: SqliteOptions) =>
  * @since 0.1.0
  */
 export const layerSqlite = (options: SqliteOptions): Layer.Layer<Storage, DatabaseError> =>
-  Layer.scoped(Storage, Effect.map(makeSqliteBackend(options), make))
+  Layer.scoped(
+    Storage,
+    Effect.map(makeSqlitePrimitives(options), (primitives) => make({ _tag: "Sync", primitives }))
+  )

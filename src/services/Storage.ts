@@ -6,9 +6,15 @@
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import type { DatabaseError, InvalidKeyError, ReadFailedError, WriteFailedError } from "../errors/StorageError.js"
-import { GenericError, NotFoundError, SerializationError } from "../errors/StorageError.js"
-import type { Backend, Row } from "../internal/backend.js"
+import type { DatabaseError, ReadFailedError, StorageError, WriteFailedError } from "../errors/StorageError.js"
+import {
+  GenericError,
+  InvalidKeyError,
+  isStorageError,
+  NotFoundError,
+  SerializationError
+} from "../errors/StorageError.js"
+import type { Backend, EffectPrimitives, Primitives, Row } from "../internal/backend.js"
 import { InvalidStoredJson, parse, serialize } from "../internal/json.js"
 import { compareCodePoints } from "../internal/order.js"
 import { quote } from "../internal/quote.js"
@@ -159,11 +165,43 @@ const invalidStored = (store: string, key: string, invalid: InvalidStoredJson): 
     cause: invalid.cause
   })
 
-const decode = (store: string, key: string, text: string): Effect.Effect<Json, SerializationError> => {
-  const value = parse(text)
-  return value instanceof InvalidStoredJson
-    ? Effect.fail(invalidStored(store, key, value))
-    : Effect.succeed(value as Json)
+// The operations are written once, as programs: plain synchronous validation, serialization and decoding around
+// the backend primitives they yield. A refusal is thrown (always one of the library's errors); a sync backend
+// runs a program in one call, an effectful one step by step.
+
+/** A request for one backend primitive. */
+class Call {
+  constructor(
+    readonly name: keyof Primitives,
+    readonly args: ReadonlyArray<unknown>
+  ) {}
+}
+
+type Program<A> = Generator<Call, A, unknown>
+
+function* call<K extends keyof Primitives>(
+  name: K,
+  ...args: Parameters<Primitives[K]>
+): Generator<Call, ReturnType<Primitives[K]>, unknown> {
+  return (yield new Call(name, args)) as ReturnType<Primitives[K]>
+}
+
+const storeOf = (options: unknown): string => {
+  const store = resolveStore(options)
+  if (typeof store !== "string") throw store
+  return store
+}
+
+const requireKey = (key: unknown): string => {
+  const invalid = checkKey(key)
+  if (invalid !== undefined) throw invalid
+  return key as string
+}
+
+const requireKeys = (keys: unknown): ReadonlyArray<string> => {
+  const checked = checkKeyList(keys)
+  if (checked instanceof InvalidKeyError) throw checked
+  return checked
 }
 
 const encode = (store: string, key: string, value: unknown): string | SerializationError => {
@@ -171,126 +209,195 @@ const encode = (store: string, key: string, value: unknown): string | Serializat
   return typeof text === "string" ? text : new SerializationError({ key, store, path: text.path, reason: text.reason })
 }
 
+const decode = (store: string, key: string, text: string): Json => {
+  const value = parse(text)
+  if (value instanceof InvalidStoredJson) throw invalidStored(store, key, value)
+  return value as Json
+}
+
+const decodeRows = (store: string, rows: ReadonlyArray<Row>): Array<Entry> => {
+  const entries: Array<Entry> = new Array(rows.length)
+  for (let index = 0; index < rows.length; index++) {
+    const [key, text] = rows[index]!
+    entries[index] = { key, value: decode(store, key, text) }
+  }
+  return entries
+}
+
+const programs = {
+  *get(key: string, options?: StoreOptions): Program<Option.Option<Json>> {
+    const store = storeOf(options)
+    const text = yield* call("get", store, requireKey(key))
+    return text === undefined ? Option.none() : Option.some(decode(store, key, text))
+  },
+  *set(key: string, value: unknown, options?: StoreOptions): Program<void> {
+    const store = storeOf(options)
+    const text = encode(store, requireKey(key), value)
+    if (typeof text !== "string") throw text
+    yield* call("setMany", store, [[key, text]])
+  },
+  *remove(key: string, options?: StoreOptions): Program<boolean> {
+    const store = storeOf(options)
+    return (yield* call("deleteMany", store, [requireKey(key)])) > 0
+  },
+  *clear(options?: StoreOptions): Program<void> {
+    yield* call("clear", storeOf(options))
+  },
+  *keys(options?: StoreOptions): Program<ReadonlyArray<string>> {
+    return yield* call("keys", storeOf(options))
+  },
+  *has(key: string, options?: StoreOptions): Program<boolean> {
+    const store = storeOf(options)
+    return yield* call("has", store, requireKey(key))
+  },
+  *entries(options?: StoreOptions): Program<ReadonlyArray<Entry>> {
+    const store = storeOf(options)
+    return decodeRows(store, yield* call("entries", store))
+  },
+  *getMany(keys: Iterable<string>, options?: StoreOptions): Program<ReadonlyMap<string, Json>> {
+    const checked = requireKeys(keys)
+    const store = storeOf(options)
+    if (checked.length === 0) return new Map()
+    const rows = [...(yield* call("getMany", store, checked))].sort((a, b) => compareCodePoints(a[0], b[0]))
+    const values = new Map<string, Json>()
+    for (const [key, text] of rows) values.set(key, decode(store, key, text))
+    return values
+  },
+  *setMany(entries: SetManyEntries, options?: StoreOptions): Program<void> {
+    const store = storeOf(options)
+    const checked = checkEntries(entries)
+    if (checked instanceof InvalidKeyError) throw checked
+    // Every value is checked, even one that a later pair for the same key replaces: a refused value anywhere
+    // refuses the batch. The last value of a repeated key is the one written.
+    const texts = new Map<string, string>()
+    for (const [key, value] of checked) {
+      const text = encode(store, key, value)
+      if (typeof text !== "string") throw text
+      texts.set(key, text)
+    }
+    if (texts.size > 0) yield* call("setMany", store, Array.from(texts))
+  },
+  *deleteMany(keys: Iterable<string>, options?: StoreOptions): Program<number> {
+    const checked = requireKeys(keys)
+    const store = storeOf(options)
+    return checked.length === 0 ? 0 : yield* call("deleteMany", store, checked)
+  },
+  *size(options?: StoreOptions): Program<number> {
+    return yield* call("size", storeOf(options))
+  },
+  *update(key: string, f: (current: Json) => unknown, options?: UpdateOptions): Program<Json> {
+    const store = storeOf(options)
+    requireKey(key)
+    const hasDefault = typeof options === "object" && options !== null && Object.hasOwn(options, "default")
+    const next = (text: string | undefined): string | StorageError => {
+      let current: unknown
+      if (text === undefined) {
+        if (!hasDefault) return new NotFoundError({ key, store })
+        current = options?.default
+      } else {
+        current = parse(text)
+        if (current instanceof InvalidStoredJson) return invalidStored(store, key, current)
+      }
+      let value: unknown
+      try {
+        value = f(current as Json)
+      } catch (cause) {
+        return new GenericError({ reason: `The update function of key ${quote(key)} threw`, cause })
+      }
+      return encode(store, key, value)
+    }
+    return parse(yield* call("update", store, key, next)) as Json
+  }
+}
+
+/** Runs a program on synchronous primitives: returns its result, or throws one of the library's errors. */
+const runSync = <A>(primitives: Primitives, program: Program<A>): A => {
+  let step = program.next()
+  while (!step.done) {
+    const { name, args } = step.value
+    step = program.next((primitives[name] as (...args: ReadonlyArray<unknown>) => unknown)(...args))
+  }
+  return step.value
+}
+
+/** A thrown library error is the failure; anything else thrown is a bug, and a defect. */
+const failure = (thrown: unknown): Effect.Effect<never, StorageError> =>
+  isStorageError(thrown) ? Effect.fail(thrown) : Effect.die(thrown)
+
+/** Runs a program on effectful primitives, one primitive at a time. */
+const runEffect = <A>(primitives: EffectPrimitives, program: Program<A>): Effect.Effect<A, StorageError> => {
+  const next = (input: unknown): Effect.Effect<A, StorageError> => {
+    let step: IteratorResult<Call, A>
+    try {
+      step = program.next(input)
+    } catch (thrown) {
+      return failure(thrown)
+    }
+    if (step.done) return Effect.succeed(step.value)
+    const { name, args } = step.value
+    return Effect.flatMap(
+      (primitives[name] as (...args: ReadonlyArray<unknown>) => Effect.Effect<unknown, StorageError>)(...args),
+      next
+    )
+  }
+  return next(undefined)
+}
+
+type Programs = typeof programs
+
 /**
- * Builds the service from a backend's primitives. Validation, serialization, decoding and the order of `getMany`
- * live here, once, so every backend behaves the same by construction.
+ * The operations of the service, run synchronously: each returns its result or throws one of the library's
+ * errors. What the Promise API calls on a synchronous backend, with no fiber per call.
  *
  * @internal
  */
-export const make = (backend: Backend): StorageService => {
-  const withStore = <A, E>(
-    options: StoreOptions | undefined,
-    f: (store: string) => Effect.Effect<A, E>
-  ): Effect.Effect<A, E | InvalidKeyError> => {
-    const store = resolveStore(options)
-    return typeof store === "string" ? f(store) : Effect.fail(store)
-  }
-  const withKey = <A, E>(
-    key: string,
-    options: StoreOptions | undefined,
-    f: (store: string) => Effect.Effect<A, E>
-  ): Effect.Effect<A, E | InvalidKeyError> => {
-    const invalid = checkKey(key)
-    return invalid === undefined ? withStore(options, f) : Effect.fail(invalid)
-  }
-  const withKeys = <A, E>(
-    keys: Iterable<string>,
-    options: StoreOptions | undefined,
-    f: (store: string, keys: ReadonlyArray<string>) => Effect.Effect<A, E>
-  ): Effect.Effect<A, E | InvalidKeyError> => {
-    const checked = checkKeyList(keys)
-    return Array.isArray(checked)
-      ? withStore(options, (store) => f(store, checked))
-      : Effect.fail(checked as InvalidKeyError)
-  }
-  const decodeRows = (store: string, rows: ReadonlyArray<Row>): Effect.Effect<Array<Entry>, SerializationError> =>
-    Effect.suspend(() => {
-      const entries: Array<Entry> = new Array(rows.length)
-      for (let index = 0; index < rows.length; index++) {
-        const [key, text] = rows[index]!
-        const value = parse(text)
-        if (value instanceof InvalidStoredJson) return decode(store, key, text).pipe(Effect.as(entries))
-        entries[index] = { key, value: value as Json }
-      }
-      return Effect.succeed(entries)
-    })
-
-  return {
-    get: (key, options) =>
-      withKey(key, options, (store) =>
-        Effect.flatMap(backend.get(store, key), (text) =>
-          text === undefined ? Effect.succeedNone : Effect.map(decode(store, key, text), Option.some)
-        )
-      ),
-    set: (key, value, options) =>
-      withKey(key, options, (store): Effect.Effect<void, WriteError> => {
-        const text = encode(store, key, value)
-        return typeof text === "string" ? backend.setMany(store, [[key, text]]) : Effect.fail(text)
-      }),
-    remove: (key, options) =>
-      withKey(key, options, (store) => Effect.map(backend.deleteMany(store, [key]), (removed) => removed > 0)),
-    clear: (options) => withStore(options, backend.clear),
-    keys: (options) => withStore(options, backend.keys),
-    has: (key, options) => withKey(key, options, (store) => backend.has(store, key)),
-    entries: (options) =>
-      withStore(options, (store) => Effect.flatMap(backend.entries(store), (rows) => decodeRows(store, rows))),
-    getMany: (keys, options) =>
-      withKeys(keys, options, (store, keys) =>
-        Effect.flatMap(backend.getMany(store, keys), (rows) =>
-          Effect.map(
-            decodeRows(
-              store,
-              [...rows].sort((a, b) => compareCodePoints(a[0], b[0]))
-            ),
-            (entries) => {
-              const values = new Map<string, Json>()
-              for (const entry of entries) values.set(entry.key, entry.value)
-              return values as ReadonlyMap<string, Json>
-            }
-          )
-        )
-      ),
-    setMany: (entries, options) =>
-      withStore(options, (store): Effect.Effect<void, WriteError> => {
-        const checked = checkEntries(entries)
-        if (!Array.isArray(checked)) return Effect.fail(checked as InvalidKeyError)
-        // Every value is checked, even one that a later pair for the same key replaces: a refused value anywhere
-        // refuses the batch. The last value of a repeated key is the one written.
-        const texts = new Map<string, string>()
-        for (const [key, value] of checked) {
-          const text = encode(store, key, value)
-          if (typeof text !== "string") return Effect.fail(text)
-          texts.set(key, text)
-        }
-        const rows = Array.from(texts)
-        return rows.length === 0 ? Effect.void : backend.setMany(store, rows)
-      }),
-    deleteMany: (keys, options) =>
-      withKeys(keys, options, (store, keys) =>
-        keys.length === 0 ? Effect.succeed(0) : backend.deleteMany(store, keys)
-      ),
-    size: (options) => withStore(options, backend.size),
-    update: (key, f, options) =>
-      withKey(key, options, (store) => {
-        const hasDefault = typeof options === "object" && options !== null && Object.hasOwn(options, "default")
-        const next = (text: string | undefined): string | NotFoundError | SerializationError | GenericError => {
-          let current: unknown
-          if (text === undefined) {
-            if (!hasDefault) return new NotFoundError({ key, store })
-            current = options?.default
-          } else {
-            current = parse(text)
-            if (current instanceof InvalidStoredJson) return invalidStored(store, key, current)
-          }
-          let value: unknown
-          try {
-            value = f(current as Json)
-          } catch (cause) {
-            return new GenericError({ reason: `The update function of key ${quote(key)} threw`, cause })
-          }
-          return encode(store, key, value)
-        }
-        return Effect.map(backend.update(store, key, next), (text) => parse(text) as Json)
-      })
-  }
+export type SyncStorage = {
+  readonly [K in keyof Programs]: (
+    ...args: Parameters<Programs[K]>
+  ) => ReturnType<Programs[K]> extends Program<infer A> ? A : never
 }
+
+const mapPrograms = <F>(f: <A>(program: (...args: Array<never>) => Program<A>) => F): Record<keyof Programs, F> => {
+  const result = {} as Record<keyof Programs, F>
+  for (const name of Object.keys(programs) as Array<keyof Programs>) {
+    result[name] = f(programs[name] as (...args: Array<never>) => Program<unknown>)
+  }
+  return result
+}
+
+/**
+ * The operations on synchronous primitives, as plain functions.
+ *
+ * @internal
+ */
+export const makeSync = (primitives: Primitives): SyncStorage =>
+  mapPrograms(
+    (program) =>
+      (...args: Array<never>) =>
+        runSync(primitives, program(...args))
+  ) as unknown as SyncStorage
+
+/**
+ * Builds the service from a backend's primitives. Validation, serialization, decoding and the order of `getMany`
+ * live in the programs above, once, so every backend behaves the same by construction.
+ *
+ * @internal
+ */
+export const make = (backend: Backend): StorageService =>
+  (backend._tag === "Sync"
+    ? mapPrograms(
+        (program) =>
+          (...args: Array<never>) =>
+            Effect.suspend(() => {
+              try {
+                return Effect.succeed(runSync(backend.primitives, program(...args)))
+              } catch (thrown) {
+                return failure(thrown)
+              }
+            })
+      )
+    : mapPrograms(
+        (program) =>
+          (...args: Array<never>) =>
+            Effect.suspend(() => runEffect(backend.primitives, program(...args)))
+      )) as unknown as StorageService
