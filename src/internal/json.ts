@@ -36,6 +36,19 @@ const describeObject = (value: object): string => {
     : "is not a plain object (JSON would keep only its own fields)"
 }
 
+/**
+ * `JSON.stringify` of a string, without the native call for the common short string that needs no escaping
+ * (no control character, quote, backslash or surrogate): keys and short values, most of what is written.
+ */
+const quoteString = (text: string): string => {
+  if (text.length > 64) return JSON.stringify(text)
+  for (let index = 0; index < text.length; index++) {
+    const unit = text.charCodeAt(index)
+    if (unit < 0x20 || unit === 0x22 || unit === 0x5c || (unit >= 0xd800 && unit <= 0xdfff)) return JSON.stringify(text)
+  }
+  return `"${text}"`
+}
+
 /** Depth past which the writer checks for a cycle before going on (a cycle would otherwise recurse forever). */
 const CYCLE_CHECK_DEPTH = 1000
 
@@ -83,7 +96,7 @@ const serializeTracking = (value: unknown, cycleCheckDepth: number): string | Js
   const write = (value: unknown, depth: number): string => {
     switch (typeof value) {
       case "string":
-        return JSON.stringify(value)
+        return quoteString(value)
       case "number":
         if (Number.isFinite(value)) return value === 0 && 1 / value < 0 ? "-0" : String(value)
         throw refuseScalar(value)
@@ -126,7 +139,7 @@ const serializeTracking = (value: unknown, cycleCheckDepth: number): string | Js
       text = "{"
       let first = true
       for (const key of Object.keys(object)) {
-        text += `${first ? "" : ","}${JSON.stringify(key)}:${member((object as Record<string, unknown>)[key], key, depth + 1)}`
+        text += `${first ? "" : ","}${quoteString(key)}:${member((object as Record<string, unknown>)[key], key, depth + 1)}`
         first = false
       }
       text += "}"

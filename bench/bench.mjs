@@ -1,0 +1,440 @@
+/**
+ * The benchmark of runtime-storage: the built Promise API and Effect API against raw better-sqlite3 used the
+ * straightforward way. Run with `npm run bench` (builds first); see `--help`.
+ *
+ * The three sides run interleaved, workload by workload within each repetition, in a rotating order, each on its
+ * own database file in a temp directory, so that machine drift hits them alike. Every result is verified after
+ * its timing, so a broken side cannot look fast. Memory and cold start are measured in fresh child processes.
+ */
+import { spawnSync } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { performance } from "node:perf_hooks"
+import { fileURLToPath } from "node:url"
+import * as v8 from "node:v8"
+import * as vm from "node:vm"
+import { batchesOf, keyAt, makeKeys, makeValues, sameJson, valueAt } from "./data.mjs"
+import { formatReport } from "./report.mjs"
+import { openSide, SIDES } from "./sides.mjs"
+
+const here = path.dirname(fileURLToPath(import.meta.url))
+const root = path.resolve(here, "..")
+
+// ---------------------------------------------------------------------------------------------------------------
+// Options
+
+const USAGE = `Usage: npm run bench -- [--n=10000] [--reps=5] [--big=100000] [--quick] [--out=BENCHMARKS.md]
+  --n=N        keys of the per-operation workloads (and entries of setMany)     default 10000 (--quick: 1000)
+  --reps=R     measured repetitions, after one warm-up repetition               default 5 (--quick: 2)
+  --big=B      keys of the large keys()/entries()/memory/cold-start database    default 100000 (--quick: 10000)
+  --quick      small sizes and few repetitions: a run takes well under a minute
+  --out=FILE   the markdown report, relative to the package root; --out= writes none   default BENCHMARKS.md`
+
+const parseArgs = (argv) => {
+  const given = {}
+  for (const arg of argv) {
+    if (arg === "--help" || arg === "-h") {
+      console.log(USAGE)
+      process.exit(0)
+    }
+    const match = /^--(n|reps|big|out|quick)(?:=(.*))?$/.exec(arg)
+    if (match === null) {
+      console.error(`Unknown argument ${arg}\n${USAGE}`)
+      process.exit(2)
+    }
+    given[match[1]] = match[2] ?? true
+  }
+  const quick = given.quick === true || given.quick === "true"
+  const integer = (name, fallback, min) => {
+    if (given[name] === undefined) return fallback
+    const value = Number(given[name])
+    if (!Number.isInteger(value) || value < min) {
+      console.error(`--${name} must be an integer >= ${min}, got ${given[name]}`)
+      process.exit(2)
+    }
+    return value
+  }
+  const n = integer("n", quick ? 1000 : 10_000, 10)
+  const reps = integer("reps", quick ? 2 : 5, 1)
+  return {
+    quick,
+    n,
+    reps,
+    // keys() / entries() at `big` keys: one call per side and repetition, so twice as many repetitions.
+    bigReps: quick ? reps : 2 * reps,
+    // Calls of keys() / entries() per timed sample at n keys: one call of a few ms is too short to time alone.
+    listRepeat: Math.max(1, Math.min(10, Math.round(100_000 / n))),
+    big: integer("big", quick ? 10_000 : 100_000, 10),
+    memoryReps: quick ? 1 : 3,
+    coldReps: quick ? 3 : 9,
+    batch: Math.min(1000, n),
+    out: given.out === undefined ? "BENCHMARKS.md" : given.out === true ? "" : given.out
+  }
+}
+
+const options = parseArgs(process.argv.slice(2))
+
+// A collection before each timed section, so one side's garbage is not collected on another side's time.
+v8.setFlagsFromString("--expose-gc")
+const gc = vm.runInNewContext("gc")
+
+const log = (message) => process.stderr.write(`${message}\n`)
+
+const check = (condition, message) => {
+  if (!condition) throw new Error(`Verification failed: ${message}`)
+}
+
+/** Rotates the order of the sides by repetition, so no side is always first or last. */
+const rotated = (items, by) => items.map((_, i) => items[(i + by) % items.length])
+
+/** samples[measure][side] = array of per-op microseconds, one per measured repetition. */
+const samples = {}
+const record = (measure, side, value) => {
+  samples[measure] ??= {}
+  samples[measure][side] ??= []
+  samples[measure][side].push(value)
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The per-operation workloads
+
+const { n, batch, big, bigReps, listRepeat } = options
+
+const timed = async (f) => {
+  gc()
+  const start = performance.now()
+  const result = await f()
+  return { ms: performance.now() - start, result }
+}
+const perOp = (ms, ops) => (ms * 1000) / ops
+
+/** The same call `times` times in a row; the last result is returned for verification. */
+const repeated = (times, f) => async () => {
+  let result
+  for (let i = 0; i < times; i++) result = await f()
+  return result
+}
+
+const verifyValues = (side, adapter, results, expected, what) => {
+  check(results.length === expected.length, `${side} ${what}: ${results.length} results for ${expected.length} keys`)
+  for (let i = 0; i < expected.length; i++) {
+    check(sameJson(adapter.value(results[i]), expected[i]), `${side} ${what}: wrong value for index ${i}`)
+  }
+}
+
+/**
+ * The per-operation workloads, in the order each repetition runs them; each leaves the store as the next expects.
+ * `run` times one side and returns { measure: microseconds per op }. The data is built here, before any timing,
+ * and dropped with the workloads when the phase ends.
+ */
+const makeWorkloads = () => {
+  const keys = makeKeys(n)
+  const values = makeValues(n, 0, 0)
+  const newValues = makeValues(n, 0, 1)
+  const bulkKeys = makeKeys(n, n)
+  const bulkValues = makeValues(n, n, 0)
+  const bulkPairs = bulkKeys.map((key, i) => [key, bulkValues[i]])
+  const getBatches = batchesOf(keys, batch)
+  const deleteBatches = batchesOf(bulkKeys, batch)
+  return [
+    {
+      name: "set",
+      run: async (_side, a) => {
+        const { ms } = await timed(() => a.setEach(keys, values))
+        return { set: perOp(ms, n) }
+      }
+    },
+    {
+      name: "get",
+      run: async (side, a) => {
+        const { ms, result } = await timed(() => a.getEach(keys))
+        verifyValues(side, a, result, values, "get")
+        return { get: perOp(ms, n) }
+      }
+    },
+    {
+      name: "has",
+      run: async (side, a) => {
+        const { ms, result } = await timed(() => a.hasEach(keys))
+        check(result.length === n && result.every((present) => present === true), `${side} has: not all true`)
+        return { has: perOp(ms, n) }
+      }
+    },
+    {
+      name: "concurrent gets",
+      run: async (side, a, rep) => {
+        const out = {}
+        const concurrent = async () => {
+          const { ms, result } = await timed(() => a.getConcurrent(getBatches))
+          verifyValues(side, a, result.flat(), values, "concurrent get")
+          out.concurrent = perOp(ms, getBatches.length)
+        }
+        // The raw side also runs the same gets sequentially awaited, in alternating order with its Promise.all.
+        const sequential = async () => {
+          const { ms, result } = await timed(() => a.getEach(keys))
+          verifyValues(side, a, result, values, "sequential get")
+          out.sequential = perOp(ms, getBatches.length)
+        }
+        if (side !== "raw") await concurrent()
+        else if (rep % 2 === 0) await sequential().then(concurrent)
+        else await concurrent().then(sequential)
+        return out
+      }
+    },
+    {
+      name: "getMany",
+      run: async (side, a) => {
+        const { ms, result } = await timed(() => a.getManyEach(getBatches))
+        check(result.length === getBatches.length, `${side} getMany: ${result.length} results`)
+        result.forEach((map, b) => {
+          check(map.size === getBatches[b].length, `${side} getMany: ${map.size} values for ${getBatches[b].length}`)
+          getBatches[b].forEach((key, j) => {
+            check(sameJson(map.get(key), values[b * batch + j]), `${side} getMany: wrong value of ${key}`)
+          })
+        })
+        return { getMany: perOp(ms, getBatches.length) }
+      }
+    },
+    {
+      name: "overwrite",
+      run: async (_side, a) => {
+        const { ms } = await timed(() => a.setEach(keys, newValues))
+        return { overwrite: perOp(ms, n) }
+      }
+    },
+    {
+      name: "keys",
+      run: async (side, a) => {
+        const { ms, result } = await timed(repeated(listRepeat, () => a.keys()))
+        check(result.length === n && result.every((key, i) => key === keys[i]), `${side} keys(): wrong keys`)
+        return { keysN: perOp(ms, listRepeat) }
+      }
+    },
+    {
+      name: "entries",
+      run: async (side, a) => {
+        const { ms, result } = await timed(repeated(listRepeat, () => a.entries()))
+        check(result.length === n, `${side} entries(): ${result.length} entries`)
+        result.forEach((entry, i) => {
+          check(entry.key === keys[i] && sameJson(entry.value, newValues[i]), `${side} entries(): wrong ${entry.key}`)
+        })
+        return { entriesN: perOp(ms, listRepeat) }
+      }
+    },
+    {
+      name: "remove",
+      run: async (side, a) => {
+        const { ms, result } = await timed(() => a.removeEach(keys))
+        check(result.length === n && result.every((removed) => removed === true), `${side} remove: not all true`)
+        return { remove: perOp(ms, n) }
+      }
+    },
+    {
+      name: "setMany",
+      run: async (side, a) => {
+        const { ms } = await timed(() => a.setMany(bulkPairs))
+        const stored = await a.keys()
+        check(stored.length === n && stored[0] === bulkKeys[0], `${side} setMany: ${stored.length} keys stored`)
+        const sample = await a.getEach([bulkKeys[n - 1]])
+        check(sameJson(a.value(sample[0]), bulkValues[n - 1]), `${side} setMany: wrong value`)
+        return { setMany: perOp(ms, 1) }
+      }
+    },
+    {
+      name: "deleteMany",
+      run: async (side, a) => {
+        const { ms, result } = await timed(() => a.deleteManyEach(deleteBatches))
+        result.forEach((removed, b) => {
+          check(removed === deleteBatches[b].length, `${side} deleteMany: ${removed} removed`)
+        })
+        check((await a.keys()).length === 0, `${side} deleteMany: keys left`)
+        return { deleteMany: perOp(ms, deleteBatches.length) }
+      }
+    }
+  ]
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Runs
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "runtime-storage-bench-"))
+const cleanup = () => fs.rmSync(tmp, { recursive: true, force: true })
+process.on("exit", cleanup)
+
+const runPerOperation = async () => {
+  const workloads = makeWorkloads()
+  const adapters = {}
+  for (const side of SIDES) adapters[side] = await openSide(side, path.join(tmp, `ops-${side}.db`))
+  for (let rep = 0; rep <= options.reps; rep++) {
+    const warmup = rep === 0
+    const started = performance.now()
+    for (const workload of workloads) {
+      for (const side of rotated(SIDES, rep)) {
+        const measured = await workload.run(side, adapters[side], rep)
+        if (warmup) continue
+        for (const [measure, value] of Object.entries(measured)) {
+          // The raw side's sequential gets are the baseline of the concurrent-gets goal: a side of their own.
+          if (measure === "sequential") record("concurrent", "rawSequential", value)
+          else record(measure, side, value)
+        }
+      }
+    }
+    for (const side of SIDES) await adapters[side].clear()
+    const seconds = ((performance.now() - started) / 1000).toFixed(1)
+    log(`  ${warmup ? "warm-up" : `rep ${rep}/${options.reps}`}: ${seconds} s`)
+  }
+  for (const side of SIDES) await adapters[side].close()
+}
+
+const bigFile = (side) => path.join(tmp, `big-${side}.db`)
+const sampleIndex = Math.floor(big / 2)
+const sampleKey = keyAt(sampleIndex)
+
+/**
+ * keys() and entries() at `big` keys. Nothing big is kept alive in this process meanwhile (the values are made
+ * chunk by chunk to fill, and again for verification), so the garbage collector sees the same heap on each side.
+ */
+const runBig = async () => {
+  const adapters = {}
+  for (const side of SIDES) {
+    adapters[side] = await openSide(side, bigFile(side))
+    for (let start = 0; start < big; start += 10_000) {
+      const count = Math.min(10_000, big - start)
+      await adapters[side].fill(makeKeys(count, start), makeValues(count, start))
+    }
+  }
+  const step = Math.max(1, Math.floor(big / 1000))
+  const lists = {
+    keysBig: {
+      call: (a) => a.keys(),
+      verify: (side, result) => {
+        check(result.length === big, `${side} keys() at ${big}: ${result.length} keys`)
+        for (let i = 0; i < big; i += step) check(result[i] === keyAt(i), `${side} keys() at ${big}: key ${i}`)
+        check(result[big - 1] === keyAt(big - 1), `${side} keys() at ${big}: last key`)
+      }
+    },
+    entriesBig: {
+      call: (a) => a.entries(),
+      verify: (side, result) => {
+        check(result.length === big, `${side} entries() at ${big}: ${result.length} entries`)
+        for (let i = 0; i < big; i += step) {
+          const entry = result[i]
+          check(entry.key === keyAt(i) && sameJson(entry.value, valueAt(i)), `${side} entries() at ${big}: ${i}`)
+        }
+      }
+    }
+  }
+  for (let rep = 0; rep <= bigReps; rep++) {
+    for (const [measure, { call, verify }] of Object.entries(lists)) {
+      for (const side of rotated(SIDES, rep)) {
+        const { ms, result } = await timed(() => call(adapters[side]))
+        verify(side, result)
+        if (rep > 0) record(measure, side, perOp(ms, 1))
+      }
+    }
+    log(`  ${rep === 0 ? "warm-up" : `rep ${rep}/${bigReps}`}`)
+  }
+  for (const side of SIDES) await adapters[side].close()
+}
+
+const runMemory = () => {
+  const child = path.join(here, "memory-child.mjs")
+  const expected = valueAt(sampleIndex)
+  const details = {}
+  for (let rep = 0; rep < options.memoryReps; rep++) {
+    for (const side of rotated(SIDES, rep)) {
+      const result = spawnSync(process.execPath, ["--expose-gc", child, side, bigFile(side), String(big), sampleKey], {
+        encoding: "utf8"
+      })
+      check(result.status === 0, `${side} memory child failed: ${result.stderr}`)
+      const report = JSON.parse(result.stdout)
+      check(report.count === big, `${side} memory child: ${report.count} entries`)
+      check(sameJson(report.sample, expected) && sameJson(report.first, expected), `${side} memory child: value`)
+      record("memoryPeak", side, report.peakRssGrowth / 2 ** 20)
+      record("memoryHeap", side, report.heapGrowth / 2 ** 20)
+      details[side] ??= []
+      details[side].push(report)
+    }
+  }
+  return details
+}
+
+const runCold = () => {
+  const expected = JSON.stringify(valueAt(sampleIndex))
+  const commands = {
+    raw: [path.join(here, "cold-raw.mjs"), bigFile("raw"), sampleKey],
+    promise: [path.join(here, "cold-promise.mjs"), bigFile("promise"), sampleKey],
+    effect: [path.join(here, "cold-effect.mjs"), bigFile("effect"), sampleKey],
+    node: ["-e", "0"]
+  }
+  const order = [...SIDES, "node"]
+  // One untimed run each first: the files and modules are then in the OS cache for every side alike.
+  for (let rep = -1; rep < options.coldReps; rep++) {
+    for (const side of rotated(order, Math.max(0, rep))) {
+      const start = performance.now()
+      const result = spawnSync(process.execPath, commands[side], { encoding: "utf8", cwd: root })
+      const ms = performance.now() - start
+      check(result.status === 0, `${side} cold start failed: ${result.stderr}`)
+      if (side !== "node") check(result.stdout.trim() === expected, `${side} cold start printed ${result.stdout}`)
+      if (rep >= 0) record("cold", side, ms * 1000)
+    }
+  }
+}
+
+const versionOf = (name) => {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(root, "node_modules", name, "package.json"), "utf8")).version
+  } catch {
+    return "unknown"
+  }
+}
+
+const commandLine = () => {
+  const args = process.argv.slice(2).join(" ")
+  if (process.env.npm_lifecycle_event === "bench") return `npm run bench${args === "" ? "" : ` -- ${args}`}`
+  return `node bench/bench.mjs${args === "" ? "" : ` ${args}`}`
+}
+
+const main = async () => {
+  const started = performance.now()
+  log(`runtime-storage benchmark: n=${n}, reps=${options.reps} (+1 warm-up), big=${big}, temp dir ${tmp}`)
+  log("per-operation workloads (raw, Promise API, Effect API interleaved):")
+  await runPerOperation()
+  log(`keys()/entries() at ${big} keys (${bigReps} repetitions + 1 warm-up):`)
+  await runBig()
+  log(`peak memory of entries() at ${big} keys (${options.memoryReps} child process(es) per side):`)
+  const memory = runMemory()
+  log(`cold start (${options.coldReps} processes per side):`)
+  runCold()
+  const seconds = (performance.now() - started) / 1000
+  log(`done in ${seconds.toFixed(1)} s`)
+
+  const cpus = os.cpus()
+  const report = formatReport({
+    options,
+    samples,
+    memory,
+    machine: {
+      cpu: cpus[0]?.model.trim() ?? "unknown",
+      cores: cpus.length,
+      memory: `${(os.totalmem() / 2 ** 30).toFixed(1)} GiB`,
+      os: `${os.type()} ${os.release()} ${os.arch()}`
+    },
+    versions: { node: process.version, betterSqlite3: versionOf("better-sqlite3"), effect: versionOf("effect") },
+    date: new Date().toISOString(),
+    command: commandLine(),
+    seconds
+  })
+  console.log(report.table)
+  if (options.out !== "") {
+    const file = path.resolve(root, options.out)
+    fs.writeFileSync(file, report.markdown)
+    log(`wrote ${path.relative(process.cwd(), file) || file}`)
+  }
+}
+
+main().catch((error) => {
+  console.error(error)
+  process.exitCode = 1
+})

@@ -1,0 +1,89 @@
+/**
+ * The raw baseline: better-sqlite3 the straightforward way. The library's table shape (src/internal/schema.ts) and
+ * pragmas, prepared statements, JSON.stringify / JSON.parse, and every operation returned as a Promise so that it
+ * is awaited as the Promise API is. Imports nothing of the library, so the child processes of the raw side load
+ * only better-sqlite3.
+ */
+import Database from "better-sqlite3"
+
+/** The store every side uses: the library's default one. */
+export const STORE = "default"
+
+/** Opens a connection the way a careful application would, with the library's pragmas for "relaxed". */
+export const openRawDatabase = (filename) => {
+  const db = new Database(filename)
+  db.pragma("busy_timeout = 5000")
+  db.pragma("journal_mode = WAL")
+  db.pragma("synchronous = NORMAL")
+  return db
+}
+
+/** The library's table (src/internal/schema.ts), created by the raw side in its own database. */
+export const RAW_SCHEMA = `CREATE TABLE IF NOT EXISTS runtime_storage (
+  store TEXT NOT NULL,
+  key TEXT NOT NULL,
+  value TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (store, key)
+) WITHOUT ROWID`
+
+/**
+ * The raw baseline as a small Promise API of its own: what an application writing directly against
+ * better-sqlite3 would write.
+ */
+export const rawApi = (db) => {
+  db.exec(RAW_SCHEMA)
+  const getStatement = db.prepare("SELECT value FROM runtime_storage WHERE store = ? AND key = ?").pluck()
+  const hasStatement = db.prepare("SELECT 1 FROM runtime_storage WHERE store = ? AND key = ?").pluck()
+  const upsert = db.prepare(
+    "INSERT INTO runtime_storage (store, key, value, created_at, updated_at) VALUES (?, ?, ?, ?, ?) " +
+      "ON CONFLICT (store, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
+  )
+  const deleteStatement = db.prepare("DELETE FROM runtime_storage WHERE store = ? AND key = ?")
+  const keysStatement = db.prepare("SELECT key FROM runtime_storage WHERE store = ? ORDER BY key").pluck()
+  const entriesStatement = db.prepare("SELECT key, value FROM runtime_storage WHERE store = ? ORDER BY key")
+  const clearStatement = db.prepare("DELETE FROM runtime_storage WHERE store = ?")
+  // One `IN (...)` statement per kind and list length, prepared once and kept (the benchmark's lists have at most
+  // 1,000 keys, far below SQLite's 32,766 parameters).
+  const inLists = new Map()
+  const inList = (sql, length) => {
+    const id = `${sql}:${length}`
+    let statement = inLists.get(id)
+    if (statement === undefined) {
+      statement = db.prepare(`${sql} (${Array.from({ length }, () => "?").join(", ")})`)
+      inLists.set(id, statement)
+    }
+    return statement
+  }
+  const SELECT_IN = "SELECT key, value FROM runtime_storage WHERE store = ? AND key IN"
+  const DELETE_IN = "DELETE FROM runtime_storage WHERE store = ? AND key IN"
+  const setManyTransaction = db.transaction((pairs) => {
+    const now = Date.now()
+    for (const [key, value] of pairs) upsert.run(STORE, key, JSON.stringify(value), now, now)
+  })
+  return {
+    get: (key) => {
+      const text = getStatement.get(STORE, key)
+      return Promise.resolve(text === undefined ? null : JSON.parse(text))
+    },
+    set: (key, value) => {
+      const now = Date.now()
+      upsert.run(STORE, key, JSON.stringify(value), now, now)
+      return Promise.resolve()
+    },
+    has: (key) => Promise.resolve(hasStatement.get(STORE, key) !== undefined),
+    remove: (key) => Promise.resolve(deleteStatement.run(STORE, key).changes > 0),
+    getMany: (keys) => {
+      const values = new Map()
+      for (const row of inList(SELECT_IN, keys.length).all(STORE, ...keys)) values.set(row.key, JSON.parse(row.value))
+      return Promise.resolve(values)
+    },
+    setMany: (pairs) => Promise.resolve(setManyTransaction(pairs)),
+    deleteMany: (keys) => Promise.resolve(inList(DELETE_IN, keys.length).run(STORE, ...keys).changes),
+    keys: () => Promise.resolve(keysStatement.all(STORE)),
+    entries: () =>
+      Promise.resolve(entriesStatement.all(STORE).map((row) => ({ key: row.key, value: JSON.parse(row.value) }))),
+    clear: () => Promise.resolve(clearStatement.run(STORE)).then(() => undefined)
+  }
+}

@@ -1,0 +1,249 @@
+/**
+ * The report of the benchmark: medians, ratios to raw, goals, as a markdown table (printed and written to
+ * BENCHMARKS.md).
+ */
+
+export const median = (values) => {
+  if (values === undefined || values.length === 0) return Number.NaN
+  const sorted = [...values].sort((a, b) => a - b)
+  const middle = Math.floor(sorted.length / 2)
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+}
+
+const count = (value) => value.toLocaleString("en-US")
+
+const formatTime = (us) => {
+  if (!Number.isFinite(us)) return "–"
+  if (us < 10) return us.toFixed(2)
+  if (us < 100) return us.toFixed(1)
+  return count(Math.round(us))
+}
+
+const formatMb = (mb) => (Number.isFinite(mb) ? `${mb.toFixed(1)} MB` : "–")
+
+const formatRatio = (ratio) => (Number.isFinite(ratio) ? `${ratio.toFixed(2)}x` : "–")
+
+/** The rows of the table, in order. `goal` maps a side to its maximum ratio; `base` is the side divided by. */
+const rowsOf = ({ n, batch, big }) => [
+  { measure: "set", label: "set (new key)", goal: { promise: 1.25 } },
+  { measure: "get", label: "get", goal: { promise: 1.5, effect: 1.5 } },
+  { measure: "has", label: "has", goal: { promise: 1.5 } },
+  { measure: "overwrite", label: "overwrite (set on an existing key)", goal: { promise: 1.25 } },
+  { measure: "remove", label: "remove", goal: { promise: 1.25 } },
+  { measure: "getMany", label: `getMany of ${count(batch)} keys (per call)`, goal: { promise: 1.3 } },
+  { measure: "setMany", label: `setMany of ${count(n)} new entries (per call)`, goal: { promise: 1.3 } },
+  { measure: "deleteMany", label: `deleteMany of ${count(batch)} keys (per call)`, goal: { promise: 1.3 } },
+  {
+    measure: "concurrent",
+    base: "rawSequential",
+    label: `${count(batch)} concurrent gets (per batch); raw: ${count(batch)} sequential awaited gets`,
+    goal: { promise: 1.0 }
+  },
+  {
+    measure: "concurrent",
+    label: `${count(batch)} concurrent gets (per batch); raw: the same Promise.all`,
+    goal: {}
+  },
+  { measure: "keysN", label: `keys() at ${count(n)} keys (per call)`, goal: {} },
+  { measure: "entriesN", label: `entries() at ${count(n)} keys (per call)`, goal: {} },
+  { measure: "keysBig", label: `keys() at ${count(big)} keys (per call)`, goal: { promise: 1.3 } },
+  { measure: "entriesBig", label: `entries() at ${count(big)} keys (per call)`, goal: { promise: 1.3 } },
+  {
+    measure: "memoryPeak",
+    label: `entries() at ${count(big)} keys: peak RSS growth (MB, not µs)`,
+    unit: "MB",
+    goal: { promise: 1.5 }
+  },
+  {
+    measure: "memoryHeap",
+    label: `entries() at ${count(big)} keys: retained heap growth (MB, not µs)`,
+    unit: "MB",
+    goal: {}
+  },
+  {
+    measure: "cold",
+    label: "cold start: new node process, open, read one key, print (µs per process)",
+    goal: { promise: 1.5 }
+  }
+]
+
+const SIDE_NAMES = { promise: "Promise", effect: "Effect" }
+
+const goalText = (goal, ratios) => {
+  const parts = Object.entries(goal).map(([side, limit]) => {
+    const ratio = ratios[side]
+    const verdict = !Number.isFinite(ratio) ? "–" : ratio <= limit ? "met" : "**missed**"
+    return `${SIDE_NAMES[side]} ≤${limit === 1 ? "1.0" : String(limit)}x: ${verdict}`
+  })
+  return parts.length === 0 ? "(no goal)" : parts.join("; ")
+}
+
+const range = (values, format) =>
+  values === undefined || values.length === 0 ? "–" : `${format(Math.min(...values))} – ${format(Math.max(...values))}`
+
+/** The ratio of each repetition's side value to the same repetition's base value. */
+const pairedRatios = (sideValues, baseValues) =>
+  sideValues === undefined || baseValues === undefined
+    ? []
+    : sideValues.slice(0, baseValues.length).map((value, i) => value / baseValues[i])
+
+const markdownTable = (header, rows) => {
+  const widths = header.map((cell, column) => Math.max(cell.length, ...rows.map((row) => row[column].length)))
+  const line = (cells) => `| ${cells.map((cell, column) => cell.padEnd(widths[column])).join(" | ")} |`
+  const rule = `| ${widths.map((width, column) => (column === 0 ? "-".repeat(width) : `${"-".repeat(width - 1)}:`)).join(" | ")} |`
+  return [line(header), rule, ...rows.map(line)].join("\n")
+}
+
+export const formatReport = ({ options, samples, memory, machine, versions, date, command, seconds }) => {
+  const rows = rowsOf(options)
+  const mainRows = []
+  const spreadRows = []
+  const missed = []
+  for (const row of rows) {
+    const measured = samples[row.measure] ?? {}
+    const baseSide = row.base ?? "raw"
+    const base = median(measured[baseSide])
+    const value = { promise: median(measured.promise), effect: median(measured.effect) }
+    const ratios = { promise: value.promise / base, effect: value.effect / base }
+    const format = row.unit === "MB" ? formatMb : formatTime
+    mainRows.push([
+      row.label,
+      format(base),
+      format(value.promise),
+      formatRatio(ratios.promise),
+      format(value.effect),
+      formatRatio(ratios.effect),
+      goalText(row.goal, ratios)
+    ])
+    for (const [side, limit] of Object.entries(row.goal)) {
+      if (ratios[side] > limit)
+        missed.push(`${row.label}: ${SIDE_NAMES[side]} ${formatRatio(ratios[side])} > ${limit}x`)
+    }
+    spreadRows.push([
+      row.label,
+      range(measured[baseSide], format),
+      range(pairedRatios(measured.promise, measured[baseSide]), formatRatio),
+      range(pairedRatios(measured.effect, measured[baseSide]), formatRatio)
+    ])
+  }
+  const table = markdownTable(
+    ["workload", "raw µs/op", "Promise µs/op", "Promise ratio", "Effect µs/op", "Effect ratio", "goal"],
+    mainRows
+  )
+  const spread = markdownTable(
+    ["workload", "raw min – max", "Promise ratio per rep", "Effect ratio per rep"],
+    spreadRows
+  )
+
+  const node = median(samples.cold?.node)
+  const coldRows = ["raw", "promise", "effect"].map((side) => {
+    const total = median(samples.cold?.[side])
+    return [
+      side,
+      formatTime(total),
+      formatTime(total - node),
+      formatRatio((total - node) / (median(samples.cold?.raw) - node))
+    ]
+  })
+  const coldTable = markdownTable(
+    ["side", "whole process µs", "minus empty node µs", "ratio of the difference"],
+    coldRows
+  )
+
+  const memoryRows = Object.entries(memory).map(([side, reports]) => [
+    side,
+    formatMb(median(reports.map((r) => r.rssBefore / 2 ** 20))),
+    formatMb(median(reports.map((r) => r.peakRssGrowth / 2 ** 20))),
+    formatMb(median(reports.map((r) => r.heapGrowth / 2 ** 20))),
+    formatMb(median(reports.map((r) => r.externalGrowth / 2 ** 20))),
+    reports.every((r) => r.newPeak) ? "yes" : "no (growth is an upper bound)"
+  ])
+  const memoryTable = markdownTable(
+    ["side", "RSS before", "peak RSS growth", "heap growth (result alive)", "external growth", "new peak"],
+    memoryRows
+  )
+
+  const summary =
+    missed.length === 0
+      ? "All goals met."
+      : `Goals missed (${missed.length}):\n\n${missed.map((m) => `- ${m}`).join("\n")}`
+
+  const markdown = `# Benchmarks
+
+Generated by \`npm run bench\` (bench/bench.mjs): do not edit by hand, run it again. The built package (dist/) against
+raw better-sqlite3 used the straightforward way; lower is better, a ratio is the side's median divided by raw's.
+
+| | |
+| --- | --- |
+| machine | ${machine.cpu}, ${machine.cores} cores, ${machine.memory} RAM, ${machine.os} |
+| Node.js | ${versions.node} |
+| better-sqlite3 | ${versions.betterSqlite3} |
+| effect | ${versions.effect} |
+| date | ${date} |
+| command | \`${command}\` |
+| parameters | n = ${count(options.n)}, reps = ${options.reps} (+1 warm-up; keys()/entries() at n: ${options.listRepeat} calls per sample), big = ${count(options.big)} (${options.bigReps} reps + 1 warm-up), memory: ${options.memoryReps} process(es) per side, cold start: ${options.coldReps} processes per side; ran ${seconds.toFixed(0)} s |
+
+## Results
+
+Medians over the repetitions, in µs per operation (or per call / batch / process, as the workload says).
+
+${table}
+
+${summary}
+
+Goals are the Promise API's, and the Effect API's for \`get\`; the Effect column is otherwise for information.
+
+## Spread
+
+The fastest and slowest repetition of raw, and each repetition's ratio to the same repetition's raw (the sides run
+interleaved, so a pair shares the machine's state). A wide range means a noisy machine: read the medians with it.
+
+${spread}
+
+## Memory: entries() at ${count(options.big)} keys
+
+One fresh \`node --expose-gc\` process per side and repetition (medians shown): connection opened and a first read
+done, then \`gc()\`, then \`entries()\`. Peak RSS growth is the process's maximum resident set size (getrusage; on
+Linux the peak is reset just before the call) after the call minus its RSS just before; heap growth is what the
+result still holds. Heap pages left over from loading modules (more on the library's sides, most on the Effect side)
+absorb part of the growth, so small sizes understate those sides' peaks: read this at 100,000 keys.
+
+${memoryTable}
+
+## Cold start
+
+A new \`node\` process opens the ${count(options.big)}-key database, reads one key and prints it, timed as a whole
+(spawnSync wall time, median of ${options.coldReps}, after one untimed run of each). An empty \`node -e 0\` takes
+${formatTime(node)} µs here; the difference is what the side's modules and opening cost.
+
+${coldTable}
+
+## Method
+
+- **Sides.** raw: better-sqlite3 with the library's table (\`runtime_storage(store, key, value, created_at,
+  updated_at)\`, \`PRIMARY KEY (store, key)\`, \`WITHOUT ROWID\`), \`journal_mode=WAL\`, \`synchronous=NORMAL\`,
+  \`busy_timeout=5000\`, prepared statements (an \`INSERT … ON CONFLICT DO UPDATE\` upsert), \`JSON.stringify\` /
+  \`JSON.parse\`, and every operation returned as \`Promise.resolve(…)\` and awaited; \`getMany\` and \`deleteMany\`
+  are one prepared \`IN (…)\` statement per list length, \`setMany\` a \`db.transaction\` of upserts.
+  Promise: \`open({ filename, durability: "relaxed" })\` from dist/promise.js, every call awaited. Effect:
+  \`layerSqlite({ filename, durability: "relaxed" })\` in a \`ManagedRuntime\`, each workload one effect (a loop
+  of \`yield*\` in \`Effect.gen\`; concurrent gets are \`Effect.forEach(…, { concurrency: "unbounded" })\`). Each
+  side has its own database file in a temp directory. (The library also sets \`trusted_schema=OFF\` and a
+  \`journal_size_limit\`, and checks its schema version on open; raw does none of that.)
+- **Data.** Keys \`user:0000000\`…, values ~250-byte JSON objects (\`{ id, name, email, active, score, tags,
+  nested }\`), built before timing. Each repetition runs set → get → has → concurrent gets → getMany →
+  overwrite → keys → entries → remove → setMany → deleteMany, each workload on the three sides in turn (the order
+  rotating by repetition), with a \`gc()\` before each timed run.
+- **Verification.** Every get, getMany, concurrent get, keys and entries result is compared with what was written
+  (at ${count(options.big)} keys, every ${count(Math.max(1, Math.floor(options.big / 1000)))}th key and entry);
+  has and remove must return \`true\` for every key, setMany must have stored its entries and deleteMany must
+  remove exactly its batch; memory and cold-start children must return the right value. A failed check aborts
+  the run.
+- **Concurrent gets.** The Promise API's \`Promise.all\` of ${count(options.batch)} gets (the Effect API's
+  \`Effect.forEach\`), per batch, against raw's ${count(options.batch)} sequential awaited gets (the goal) and,
+  for information, against raw's own \`Promise.all\`.
+`
+
+  const stdoutTable = `${table}\n\n${summary}\n`
+  return { table: stdoutTable, markdown }
+}

@@ -1,0 +1,177 @@
+/**
+ * The three sides of the benchmark, behind one interface of whole workloads:
+ *
+ * - raw: better-sqlite3 the straightforward way: the library's table shape and pragmas, prepared statements,
+ *   JSON.stringify / JSON.parse, and every operation returned as a Promise and awaited, as the Promise API is.
+ * - promise: the built Promise API, `open({ filename, durability })` from dist/promise.js.
+ * - effect: the built Effect API, `layerSqlite` from dist/index.js in a `ManagedRuntime`; each workload is ONE
+ *   running effect (a loop inside `Effect.gen`).
+ *
+ * Every workload returns its results so that the caller can verify them after timing.
+ */
+import * as Effect from "effect/Effect"
+import * as ManagedRuntime from "effect/ManagedRuntime"
+import * as Option from "effect/Option"
+import { layerSqlite, Storage } from "../dist/index.js"
+import { open } from "../dist/promise.js"
+import { openRawDatabase, rawApi } from "./raw.mjs"
+
+export const SIDES = ["raw", "promise", "effect"]
+
+/** The workloads over any Promise-returning API (raw and promise): every operation awaited in turn. */
+const promiseWorkloads = (api) => ({
+  setEach: async (keys, values) => {
+    for (let i = 0; i < keys.length; i++) await api.set(keys[i], values[i])
+  },
+  getEach: async (keys) => {
+    const out = new Array(keys.length)
+    for (let i = 0; i < keys.length; i++) out[i] = await api.get(keys[i])
+    return out
+  },
+  hasEach: async (keys) => {
+    const out = new Array(keys.length)
+    for (let i = 0; i < keys.length; i++) out[i] = await api.has(keys[i])
+    return out
+  },
+  removeEach: async (keys) => {
+    const out = new Array(keys.length)
+    for (let i = 0; i < keys.length; i++) out[i] = await api.remove(keys[i])
+    return out
+  },
+  /** One `Promise.all` of concurrent gets per batch, the batches in turn. */
+  getConcurrent: async (batches) => {
+    const out = new Array(batches.length)
+    for (let b = 0; b < batches.length; b++) out[b] = await Promise.all(batches[b].map((key) => api.get(key)))
+    return out
+  },
+  getManyEach: async (batches) => {
+    const out = new Array(batches.length)
+    for (let b = 0; b < batches.length; b++) out[b] = await api.getMany(batches[b])
+    return out
+  },
+  setMany: (pairs) => api.setMany(pairs),
+  deleteManyEach: async (batches) => {
+    const out = new Array(batches.length)
+    for (let b = 0; b < batches.length; b++) out[b] = await api.deleteMany(batches[b])
+    return out
+  },
+  keys: () => api.keys(),
+  entries: () => api.entries(),
+  clear: () => api.clear(),
+  /** Fills the store (untimed), in batches. */
+  fill: async (keys, values) => {
+    for (let start = 0; start < keys.length; start += 10_000) {
+      const pairs = []
+      for (let i = start; i < Math.min(keys.length, start + 10_000); i++) pairs.push([keys[i], values[i]])
+      await api.setMany(pairs)
+    }
+  },
+  value: (result) => result
+})
+
+const openRaw = (filename) => {
+  const db = openRawDatabase(filename)
+  return { ...promiseWorkloads(rawApi(db)), close: async () => db.close() }
+}
+
+const openPromise = async (filename) => {
+  const client = open({ filename, durability: "relaxed" })
+  await client.size() // opens the connection outside of any timing
+  return { ...promiseWorkloads(client), close: () => client.close() }
+}
+
+const openEffect = async (filename) => {
+  const runtime = ManagedRuntime.make(layerSqlite({ filename, durability: "relaxed" }))
+  /** Runs `body(storage)` as one effect. */
+  const run = (body) => runtime.runPromise(Effect.flatMap(Storage, body))
+  await run((storage) => storage.size()) // builds the layer outside of any timing
+  return {
+    setEach: (keys, values) =>
+      run((storage) =>
+        Effect.gen(function* () {
+          for (let i = 0; i < keys.length; i++) yield* storage.set(keys[i], values[i])
+        })
+      ),
+    getEach: (keys) =>
+      run((storage) =>
+        Effect.gen(function* () {
+          const out = new Array(keys.length)
+          for (let i = 0; i < keys.length; i++) out[i] = yield* storage.get(keys[i])
+          return out
+        })
+      ),
+    hasEach: (keys) =>
+      run((storage) =>
+        Effect.gen(function* () {
+          const out = new Array(keys.length)
+          for (let i = 0; i < keys.length; i++) out[i] = yield* storage.has(keys[i])
+          return out
+        })
+      ),
+    removeEach: (keys) =>
+      run((storage) =>
+        Effect.gen(function* () {
+          const out = new Array(keys.length)
+          for (let i = 0; i < keys.length; i++) out[i] = yield* storage.remove(keys[i])
+          return out
+        })
+      ),
+    getConcurrent: (batches) =>
+      run((storage) =>
+        Effect.gen(function* () {
+          const out = new Array(batches.length)
+          for (let b = 0; b < batches.length; b++) {
+            out[b] = yield* Effect.forEach(batches[b], (key) => storage.get(key), { concurrency: "unbounded" })
+          }
+          return out
+        })
+      ),
+    getManyEach: (batches) =>
+      run((storage) =>
+        Effect.gen(function* () {
+          const out = new Array(batches.length)
+          for (let b = 0; b < batches.length; b++) out[b] = yield* storage.getMany(batches[b])
+          return out
+        })
+      ),
+    setMany: (pairs) => run((storage) => storage.setMany(pairs)),
+    deleteManyEach: (batches) =>
+      run((storage) =>
+        Effect.gen(function* () {
+          const out = new Array(batches.length)
+          for (let b = 0; b < batches.length; b++) out[b] = yield* storage.deleteMany(batches[b])
+          return out
+        })
+      ),
+    keys: () => run((storage) => storage.keys()),
+    entries: () => run((storage) => storage.entries()),
+    clear: () => run((storage) => storage.clear()),
+    fill: (keys, values) =>
+      run((storage) =>
+        Effect.gen(function* () {
+          for (let start = 0; start < keys.length; start += 10_000) {
+            const pairs = []
+            for (let i = start; i < Math.min(keys.length, start + 10_000); i++) pairs.push([keys[i], values[i]])
+            yield* storage.setMany(pairs)
+          }
+        })
+      ),
+    /** A get of the Effect API is an Option. */
+    value: (result) => Option.getOrNull(result),
+    close: () => runtime.dispose()
+  }
+}
+
+/** Opens one side on its own database file. */
+export const openSide = (side, filename) => {
+  switch (side) {
+    case "raw":
+      return Promise.resolve(openRaw(filename))
+    case "promise":
+      return openPromise(filename)
+    case "effect":
+      return openEffect(filename)
+    default:
+      throw new Error(`Unknown side ${side}`)
+  }
+}
