@@ -90,47 +90,44 @@ const isPlainObject = (value: object): boolean => {
 }
 
 /**
- * Checks the entries given to `setMany` (a plain record or an iterable of `[key, value]` pairs) and returns them
- * as pairs, in order, repeated keys included. Values are checked later, by the serializer.
+ * Walks the entries given to `setMany` (a plain record or an iterable of `[key, value]` pairs), checking each key
+ * and the shape of each pair, and calls `f` with each in order, repeated keys included. Returns the first problem,
+ * or `undefined`. Values are for `f` to check.
  */
-export const checkEntries = (entries: unknown): ReadonlyArray<readonly [string, unknown]> | InvalidKeyError => {
+export const eachEntry = (entries: unknown, f: (key: string, value: unknown) => void): InvalidKeyError | undefined => {
   if (entries === null || typeof entries !== "object") {
     return new InvalidKeyError({
       reason: `Entries must be a record or an iterable of [key, value] pairs, got ${describeType(entries)}`
     })
   }
-  const pairs: Array<readonly [string, unknown]> = []
   if (Symbol.iterator in entries) {
     let index = 0
     for (const pair of entries as Iterable<unknown>) {
       if (!Array.isArray(pair) || pair.length !== 2) {
         return new InvalidKeyError({ reason: `Entry ${index} must be a [key, value] pair, got ${describeType(pair)}` })
       }
-      const error = checkKey(pair[0])
-      if (error !== undefined) return error
-      pairs.push([pair[0] as string, pair[1]])
-      index++
-    }
-  } else {
-    if (!isPlainObject(entries)) {
-      return new InvalidKeyError({
-        reason: "Entries must be a plain record or an iterable of [key, value] pairs, got an instance of a class"
-      })
-    }
-    if (
-      Object.getOwnPropertySymbols(entries).some((symbol) =>
-        Object.prototype.propertyIsEnumerable.call(entries, symbol)
-      )
-    ) {
-      return new InvalidKeyError({
-        reason: "A key must be a string, got a symbol (as a property of the entries record)"
-      })
-    }
-    for (const key of Object.keys(entries)) {
+      const key: unknown = pair[0]
       const error = checkKey(key)
       if (error !== undefined) return error
-      pairs.push([key, (entries as Record<string, unknown>)[key]])
+      f(key as string, pair[1])
+      index++
     }
+    return undefined
   }
-  return pairs
+  if (!isPlainObject(entries)) {
+    return new InvalidKeyError({
+      reason: "Entries must be a plain record or an iterable of [key, value] pairs, got an instance of a class"
+    })
+  }
+  if (
+    Object.getOwnPropertySymbols(entries).some((symbol) => Object.prototype.propertyIsEnumerable.call(entries, symbol))
+  ) {
+    return new InvalidKeyError({ reason: "A key must be a string, got a symbol (as a property of the entries record)" })
+  }
+  for (const key of Object.keys(entries)) {
+    const error = checkKey(key)
+    if (error !== undefined) return error
+    f(key, (entries as Record<string, unknown>)[key])
+  }
+  return undefined
 }

@@ -18,7 +18,7 @@ import type { Backend, EffectPrimitives, Primitives, Row } from "../internal/bac
 import { InvalidStoredJson, parse, serialize } from "../internal/json.js"
 import { compareCodePoints } from "../internal/order.js"
 import { quote } from "../internal/quote.js"
-import { checkEntries, checkKey, checkKeyList, resolveStore } from "../internal/validate.js"
+import { checkKey, checkKeyList, eachEntry, resolveStore } from "../internal/validate.js"
 
 /**
  * A JSON value: what can be stored and what comes back.
@@ -265,17 +265,23 @@ const programs = {
   },
   *setMany(entries: SetManyEntries, options?: StoreOptions): Program<void> {
     const store = storeOf(options)
-    const checked = checkEntries(entries)
-    if (checked instanceof InvalidKeyError) throw checked
     // Every value is checked, even one that a later pair for the same key replaces: a refused value anywhere
     // refuses the batch. The last value of a repeated key is the one written.
-    const texts = new Map<string, string>()
-    for (const [key, value] of checked) {
+    const rows: Array<Row> = []
+    const positions = new Map<string, number>()
+    const invalid = eachEntry(entries, (key, value) => {
       const text = encode(store, key, value)
       if (typeof text !== "string") throw text
-      texts.set(key, text)
-    }
-    if (texts.size > 0) yield* call("setMany", store, Array.from(texts))
+      const position = positions.get(key)
+      if (position === undefined) {
+        positions.set(key, rows.length)
+        rows.push([key, text])
+      } else {
+        rows[position] = [key, text]
+      }
+    })
+    if (invalid !== undefined) throw invalid
+    if (rows.length > 0) yield* call("setMany", store, rows)
   },
   *deleteMany(keys: Iterable<string>, options?: StoreOptions): Program<number> {
     const checked = requireKeys(keys)
