@@ -24,6 +24,7 @@ import {
   isStorageError,
   type StorageError
 } from "./errors/StorageError.js"
+import { checkKey, resolveStore } from "./internal/validate.js"
 import { type Durability, makeSqlitePrimitives } from "./layers/Sqlite.js"
 import { defaultDatabasePath, resolveDefaultFilename } from "./location.js"
 import { type Json, makeSync, type SetManyEntries, type StoreOptions, type SyncStorage } from "./services/Storage.js"
@@ -131,6 +132,84 @@ const makeApi = (run: <A>(f: (storage: SyncStorage) => A) => Promise<A>): Storag
     run((storage) => storage.update(key, f as (current: Json) => unknown, options) as T)
 })
 
+interface PendingGet {
+  readonly key: unknown
+  readonly options: unknown
+  readonly resolve: (value: Json | null) => void
+  readonly reject: (error: unknown) => void
+}
+
+/**
+ * Collects the gets made in one tick and answers them together, when the microtasks run: one `getMany` per store
+ * (one snapshot, so they agree with each other), and each get on its own when there is just one, when its key or
+ * store is invalid (so it rejects with its own error), when its key is asked twice (each caller gets a fresh
+ * value), or when the `getMany` fails (so only the get whose value is bad fails).
+ */
+const makeReadBatcher = (filename: string, connection: () => SyncStorage | undefined) => {
+  let queue: Array<PendingGet> = []
+  const one = (storage: SyncStorage, pending: PendingGet): void => {
+    try {
+      pending.resolve(Option.getOrNull(storage.get(pending.key as string, pending.options as StoreOptions)))
+    } catch (error) {
+      pending.reject(error)
+    }
+  }
+  const flush = (): void => {
+    const batch = queue
+    if (batch.length === 0) return
+    queue = []
+    const storage = connection()
+    if (storage === undefined) {
+      for (const pending of batch) pending.reject(closedError(filename))
+      return
+    }
+    if (batch.length === 1) return one(storage, batch[0]!)
+    const byStore = new Map<string, Array<PendingGet>>()
+    const alone: Array<PendingGet> = []
+    for (const pending of batch) {
+      const store = resolveStore(pending.options)
+      if (typeof store !== "string" || checkKey(pending.key) !== undefined) {
+        alone.push(pending)
+        continue
+      }
+      const group = byStore.get(store)
+      if (group === undefined) byStore.set(store, [pending])
+      else group.push(pending)
+    }
+    for (const [store, group] of byStore) {
+      let values: ReadonlyMap<string, Json>
+      try {
+        values = storage.getMany(
+          group.map((pending) => pending.key as string),
+          { store }
+        )
+      } catch {
+        alone.push(...group)
+        continue
+      }
+      const answered = new Set<unknown>()
+      for (const pending of group) {
+        if (answered.has(pending.key)) {
+          alone.push(pending)
+          continue
+        }
+        answered.add(pending.key)
+        pending.resolve(values.get(pending.key as string) ?? null)
+      }
+    }
+    for (const pending of alone) one(storage, pending)
+  }
+  return {
+    get: (key: unknown, options: unknown): Promise<Json | null> =>
+      new Promise((resolve, reject) => {
+        queue.push({ key, options, resolve, reject })
+        if (queue.length === 1) queueMicrotask(flush)
+      }),
+    /** Answers the gets made so far, before another operation runs: calls take effect in the order they are made. */
+    flush
+  }
+}
+
 /** The synchronous operations of one connection, for the clients of this module. */
 class Connection extends Context.Tag("runtime-storage/promise/Connection")<Connection, SyncStorage>() {}
 
@@ -173,7 +252,10 @@ export const open = (options: OpenOptions): StorageClient => {
     if (connected === undefined) {
       const runtime = ManagedRuntime.make(layer)
       const attempt: Promise<Connected> = runtime.runPromiseExit(Connection).then((exit) => {
-        if (Exit.isSuccess(exit)) return { runtime, storage: exit.value }
+        if (Exit.isSuccess(exit)) {
+          ready = exit.value
+          return { runtime, storage: exit.value }
+        }
         // A failed open is not kept: the next call tries again (the lock may be gone, the disk freed).
         if (connected === attempt) connected = undefined
         void runtime.dispose()
@@ -183,22 +265,48 @@ export const open = (options: OpenOptions): StorageClient => {
     }
     return connected
   }
-  // A call rejects with what the operation threw: always one of the library's coded errors.
+  // Once connected, a call runs at once: a rejection is what the operation threw, always a coded error.
+  let ready: SyncStorage | undefined
+  const attempt = <A>(storage: SyncStorage, f: (storage: SyncStorage) => A): Promise<A> => {
+    try {
+      return Promise.resolve(f(storage))
+    } catch (error) {
+      return Promise.reject(error)
+    }
+  }
   const run = <A>(f: (storage: SyncStorage) => A): Promise<A> => {
     if (closed !== undefined) return Promise.reject(closedError(filename))
-    return connect().then(({ storage }) => {
+    if (ready !== undefined) {
+      reads.flush()
+      return attempt(ready, f)
+    }
+    return connect().then((connection) => {
       if (closed !== undefined) throw closedError(filename)
-      return f(storage)
+      return f(connection.storage)
     })
   }
+  const reads = makeReadBatcher(filename, () => (closed === undefined ? ready : undefined))
   const close = (): Promise<void> => {
+    reads.flush()
+    ready = undefined
     closed ??= (connected ?? Promise.resolve(undefined)).then(
       (open) => open?.runtime.dispose(),
       () => undefined
     )
     return closed
   }
-  return { ...makeApi(run), filename, close, [Symbol.asyncDispose]: close }
+  const api = makeApi(run)
+  return {
+    ...api,
+    // Gets made in the same tick are answered by one getMany per store: concurrent reads cost about one query.
+    get: <T>(key: string, options?: StoreOptions) =>
+      ready === undefined || closed !== undefined
+        ? api.get<T>(key, options)
+        : (reads.get(key, options) as Promise<T | null>),
+    filename,
+    close,
+    [Symbol.asyncDispose]: close
+  }
 }
 
 let defaultOptions: OpenOptions = {}

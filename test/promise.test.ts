@@ -1,5 +1,6 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
+import Database from "better-sqlite3"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -84,6 +85,51 @@ describe("open()", () => {
     const many: Map<string, Array<string>> = await client.getMany<Array<string>>(["recent_files"])
     expect(many.get("recent_files")).toEqual(["/a.txt", "/b.txt"])
     await client.close()
+  })
+
+  it("concurrent gets are answered together, each exactly as a lone get would be", async () => {
+    const filename = freshFile()
+    const client = storage.open({ filename })
+    await client.setMany({ a: { n: 1 }, b: [2], c: null })
+    await client.set("a", "other store", { store: "s2" })
+    const raw = new Database(filename)
+    raw.prepare("INSERT INTO runtime_storage VALUES ('default', 'broken', '{oops', 0, 0)").run()
+    raw.close()
+    const results = await Promise.allSettled([
+      client.get("a"),
+      client.get("a"),
+      client.get("b"),
+      client.get("c"),
+      client.get("missing"),
+      client.get("a", { store: "s2" }),
+      client.get(42 as never),
+      client.get("broken"),
+      client.get("b", { store: "" })
+    ])
+    const values = results.map((result) =>
+      result.status === "fulfilled" ? result.value : (result.reason as { code: number }).code
+    )
+    expect(values).toEqual([{ n: 1 }, { n: 1 }, [2], null, null, "other store", 9004, 9006, 9004])
+    // Two gets of one key get two fresh objects.
+    expect((results[0] as PromiseFulfilledResult<unknown>).value).not.toBe(
+      (results[1] as PromiseFulfilledResult<unknown>).value
+    )
+    await client.close()
+  })
+
+  it("calls take effect in the order they are made, batched gets included", async () => {
+    const client = storage.open({ filename: freshFile() })
+    await client.set("k", 1)
+    const before = client.get("k")
+    const write = client.set("k", 2)
+    const after = client.get("k")
+    const removal = client.remove("k")
+    const gone = client.get("k")
+    expect(await Promise.all([before, write, after, removal, gone])).toEqual([1, undefined, 2, true, null])
+    const pending = client.get("k")
+    await client.close()
+    expect(await pending).toBeNull()
+    await expect(client.get("k")).rejects.toMatchObject({ code: 9000 })
   })
 
   it("two clients on one file see each other's writes", async () => {
