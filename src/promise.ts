@@ -199,11 +199,26 @@ const makeReadBatcher = (filename: string, connection: () => SyncStorage | undef
     }
     for (const pending of alone) one(storage, pending)
   }
+  // The first get of a tick runs at once (a lone get, or sequential awaited gets, wait for nothing); the gets that
+  // follow it in the same tick are queued and answered together when the microtasks run.
+  let tickOpen = false
+  const endTick = (): void => {
+    tickOpen = false
+    flush()
+  }
   return {
     get: (key: unknown, options: unknown): Promise<Json | null> =>
       new Promise((resolve, reject) => {
+        if (!tickOpen) {
+          const storage = connection()
+          if (storage !== undefined) {
+            tickOpen = true
+            queueMicrotask(endTick)
+            return one(storage, { key, options, resolve, reject })
+          }
+        }
         queue.push({ key, options, resolve, reject })
-        if (queue.length === 1) queueMicrotask(flush)
+        if (queue.length === 1 && !tickOpen) queueMicrotask(flush)
       }),
     /** Answers the gets made so far, before another operation runs: calls take effect in the order they are made. */
     flush
