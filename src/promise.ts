@@ -163,7 +163,10 @@ const makeReadBatcher = (filename: string, connection: () => SyncStorage | undef
       for (const pending of batch) pending.reject(closedError(filename))
       return
     }
-    if (batch.length === 1) return one(storage, batch[0]!)
+    if (batch.length === 1) {
+      one(storage, batch[0]!)
+      return
+    }
     const byStore = new Map<string, Array<PendingGet>>()
     const alone: Array<PendingGet> = []
     for (const pending of batch) {
@@ -214,7 +217,8 @@ const makeReadBatcher = (filename: string, connection: () => SyncStorage | undef
           if (storage !== undefined) {
             tickOpen = true
             queueMicrotask(endTick)
-            return one(storage, { key, options, resolve, reject })
+            one(storage, { key, options, resolve, reject })
+            return
           }
         }
         queue.push({ key, options, resolve, reject })

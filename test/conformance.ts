@@ -535,6 +535,8 @@ export const conformance = (name: string, layer: Layer.Layer<Storage, unknown>):
         expect(expectError(refused, SerializationError, StorageErrorCode.SerializationError).path).toBe("$.at")
         const badKey = yield* Effect.flip(storage.update(7 as never, () => 1, { store }))
         expectError(badKey, InvalidKeyError, StorageErrorCode.InvalidKey)
+        const notAFunction = yield* Effect.flip(storage.update("k", 5 as never, { store }))
+        expect(expectError(notAFunction, InvalidKeyError, StorageErrorCode.InvalidKey).message).toContain("function")
         expect(yield* storage.entries({ store })).toEqual([{ key: "k", value: 1 }])
       })
     )

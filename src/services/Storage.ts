@@ -294,6 +294,9 @@ const programs = {
   *update(key: string, f: (current: Json) => unknown, options?: UpdateOptions): Program<Json> {
     const store = storeOf(options)
     requireKey(key)
+    if (typeof f !== "function") {
+      throw new InvalidKeyError({ reason: `update needs a function of the current value, got ${typeof f}` })
+    }
     const hasDefault = typeof options === "object" && options !== null && Object.hasOwn(options, "default")
     const next = (text: string | undefined): string | StorageError => {
       let current: unknown
