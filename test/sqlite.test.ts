@@ -57,6 +57,25 @@ describe("layerSqlite on a file", () => {
     })
   )
 
+  it.effect("creates the database whole, under its name only: no temporary file, no -wal or -shm left", () =>
+    Effect.gen(function* () {
+      const filename = freshFile()
+      yield* withStorage(layerSqlite({ filename }), (storage) =>
+        Effect.flatMap(storage.keys(), () =>
+          Effect.sync(() =>
+            expect(fs.readdirSync(path.dirname(filename)).sort()).toEqual([
+              "storage.db",
+              "storage.db-shm",
+              "storage.db-wal"
+            ])
+          )
+        )
+      )
+      expect(fs.readdirSync(path.dirname(filename))).toEqual(["storage.db"])
+      expect(fs.statSync(filename).size).toBeGreaterThan(0)
+    })
+  )
+
   it.effect("runs its migrations once: building the layer again is a no-op", () =>
     Effect.gen(function* () {
       const filename = freshFile()
