@@ -12,7 +12,6 @@
  */
 import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
-import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
@@ -24,10 +23,11 @@ import {
   isStorageError,
   type StorageError
 } from "./errors/StorageError.js"
+import type { Primitives } from "./internal/backend.js"
 import { checkKey, resolveStore } from "./internal/validate.js"
 import { type Durability, makeSqlitePrimitives } from "./layers/Sqlite.js"
 import { defaultDatabasePath, resolveDefaultFilename } from "./location.js"
-import { type Json, makeSync, type SetManyEntries, type StoreOptions, type SyncStorage } from "./services/Storage.js"
+import { type Begun, begin, type Json, type SetManyEntries, type StoreOptions } from "./services/Storage.js"
 
 export * from "./errors/StorageError.js"
 export type { Durability } from "./layers/Sqlite.js"
@@ -107,29 +107,31 @@ const toError = (cause: Cause.Cause<StorageError>): Error => {
   return new GenericError({ reason: "Unexpected failure in runtime-storage", cause: error })
 }
 
-const closedError = (filename: string): GenericError =>
-  new GenericError({ reason: `The storage client of ${JSON.stringify(filename)} is closed` })
-
 /**
  * Builds the Promise API over a way to run service operations.
  */
-const makeApi = (run: <A>(f: (storage: SyncStorage) => A) => Promise<A>): StorageApi => ({
+/** Maps the result of a begun operation. */
+const mapBegun = <A, B>(begun: Begun<A>, f: (a: A) => B): Begun<B> => ({
+  resume: (primitives) => f(begun.resume(primitives))
+})
+
+const makeApi = (run: <A>(start: () => Begun<A>) => Promise<A>): StorageApi => ({
   get: <T>(key: string, options?: StoreOptions) =>
-    run((storage) => Option.getOrNull(storage.get(key, options)) as T | null),
-  set: (key, value, options) => run((storage) => storage.set(key, value, options)),
-  remove: (key, options) => run((storage) => storage.remove(key, options)),
-  clear: (options) => run((storage) => storage.clear(options)),
-  keys: (options) => run((storage) => storage.keys(options) as Array<string>),
-  has: (key, options) => run((storage) => storage.has(key, options)),
+    run(() => mapBegun(begin("get", key, options), (value) => Option.getOrNull(value) as T | null)),
+  set: (key, value, options) => run(() => begin("set", key, value, options)),
+  remove: (key, options) => run(() => begin("remove", key, options)),
+  clear: (options) => run(() => begin("clear", options)),
+  keys: (options) => run(() => begin("keys", options) as Begun<Array<string>>),
+  has: (key, options) => run(() => begin("has", key, options)),
   entries: <T>(options?: StoreOptions) =>
-    run((storage) => storage.entries(options) as Array<{ key: string; value: T }>),
+    run(() => begin("entries", options) as Begun<Array<{ key: string; value: T }>>),
   getMany: <T>(keys: Iterable<string>, options?: StoreOptions) =>
-    run((storage) => storage.getMany(keys, options) as Map<string, T>),
-  setMany: (entries, options) => run((storage) => storage.setMany(entries, options)),
-  deleteMany: (keys, options) => run((storage) => storage.deleteMany(keys, options)),
-  size: (options) => run((storage) => storage.size(options)),
+    run(() => begin("getMany", keys, options) as Begun<Map<string, T>>),
+  setMany: (entries, options) => run(() => begin("setMany", entries, options)),
+  deleteMany: (keys, options) => run(() => begin("deleteMany", keys, options)),
+  size: (options) => run(() => begin("size", options)),
   update: <T>(key: string, f: (current: T) => T, options?: UpdateOptions<T>) =>
-    run((storage) => storage.update(key, f as (current: Json) => unknown, options) as T)
+    run(() => begin("update", key, f as (current: Json) => unknown, options) as Begun<T>)
 })
 
 interface PendingGet {
@@ -139,32 +141,52 @@ interface PendingGet {
   readonly reject: (error: unknown) => void
 }
 
+/** Runs a begun operation and settles a promise with it. */
+const settle = <A>(
+  begun: Begun<A>,
+  primitives: Primitives,
+  resolve: (value: A) => void,
+  reject: (error: unknown) => void
+): void => {
+  let result: A
+  try {
+    result = begun.resume(primitives)
+  } catch (error) {
+    reject(error)
+    return
+  }
+  resolve(result)
+}
+
 /**
- * Collects the gets made in one tick and answers them together, when the microtasks run: one `getMany` per store
- * (one snapshot, so they agree with each other), and each get on its own when there is just one, when its key or
- * store is invalid (so it rejects with its own error), when its key is asked twice (each caller gets a fresh
- * value), or when the `getMany` fails (so only the get whose value is bad fails).
+ * Collects the gets made in one tick after the first and answers them together, when the microtasks run: one
+ * `getMany` per store (read as one snapshot), and each get on its own when its key or store is invalid (so it
+ * rejects with its own error), when its key is asked twice (each caller gets a fresh value), or when the
+ * `getMany` fails (so only the get whose value is bad fails).
  */
-const makeReadBatcher = (filename: string, connection: () => SyncStorage | undefined) => {
+const makeReadBatcher = (filename: string, connection: () => Primitives | undefined) => {
   let queue: Array<PendingGet> = []
-  const one = (storage: SyncStorage, pending: PendingGet): void => {
+  const one = (primitives: Primitives, pending: PendingGet): void => {
+    let begun: Begun<Option.Option<Json>>
     try {
-      pending.resolve(Option.getOrNull(storage.get(pending.key as string, pending.options as StoreOptions)))
+      begun = begin("get", pending.key as string, pending.options as StoreOptions)
     } catch (error) {
       pending.reject(error)
+      return
     }
+    settle(begun, primitives, (value) => pending.resolve(Option.getOrNull(value)), pending.reject)
   }
   const flush = (): void => {
     const batch = queue
     if (batch.length === 0) return
     queue = []
-    const storage = connection()
-    if (storage === undefined) {
+    const primitives = connection()
+    if (primitives === undefined) {
       for (const pending of batch) pending.reject(closedError(filename))
       return
     }
     if (batch.length === 1) {
-      one(storage, batch[0]!)
+      one(primitives, batch[0]!)
       return
     }
     const byStore = new Map<string, Array<PendingGet>>()
@@ -182,10 +204,11 @@ const makeReadBatcher = (filename: string, connection: () => SyncStorage | undef
     for (const [store, group] of byStore) {
       let values: ReadonlyMap<string, Json>
       try {
-        values = storage.getMany(
+        values = begin(
+          "getMany",
           group.map((pending) => pending.key as string),
           { store }
-        )
+        ).resume(primitives)
       } catch {
         alone.push(...group)
         continue
@@ -200,7 +223,7 @@ const makeReadBatcher = (filename: string, connection: () => SyncStorage | undef
         pending.resolve(values.get(pending.key as string) ?? null)
       }
     }
-    for (const pending of alone) one(storage, pending)
+    for (const pending of alone) one(primitives, pending)
   }
   // The first get of a tick runs at once (a lone get, or sequential awaited gets, wait for nothing); the gets that
   // follow it in the same tick are queued and answered together when the microtasks run.
@@ -213,11 +236,11 @@ const makeReadBatcher = (filename: string, connection: () => SyncStorage | undef
     get: (key: unknown, options: unknown): Promise<Json | null> =>
       new Promise((resolve, reject) => {
         if (!tickOpen) {
-          const storage = connection()
-          if (storage !== undefined) {
+          const primitives = connection()
+          if (primitives !== undefined) {
             tickOpen = true
             queueMicrotask(endTick)
-            one(storage, { key, options, resolve, reject })
+            one(primitives, { key, options, resolve, reject })
             return
           }
         }
@@ -229,13 +252,23 @@ const makeReadBatcher = (filename: string, connection: () => SyncStorage | undef
   }
 }
 
-/** The synchronous operations of one connection, for the clients of this module. */
-class Connection extends Context.Tag("runtime-storage/promise/Connection")<Connection, SyncStorage>() {}
+/** The primitives of one connection, for the clients of this module. */
+class Connection extends Context.Tag("runtime-storage/promise/Connection")<Connection, Primitives>() {}
+
+const closedError = (filename: string): GenericError =>
+  new GenericError({ reason: `The storage client of ${JSON.stringify(filename)} is closed` })
+
+const DURABILITIES: ReadonlyArray<unknown> = [undefined, "relaxed", "strict"]
 
 const filenameOf = (options: OpenOptions): string => {
   if (options === null || typeof options !== "object") {
     throw new InvalidKeyError({
       reason: 'open() takes an options object: { app: "my-app" } or { filename: "/path/storage.db" }'
+    })
+  }
+  if (!DURABILITIES.includes(options.durability)) {
+    throw new InvalidKeyError({
+      reason: `durability must be "relaxed" or "strict", got ${JSON.stringify(String(options.durability))}`
     })
   }
   if (options.app !== undefined) return defaultDatabasePath(options.app)
@@ -246,70 +279,77 @@ const filenameOf = (options: OpenOptions): string => {
 }
 
 /**
- * Opens a client on a database file. Throws `InvalidKeyError` (9004) for options naming no valid app or file. Nothing touches the disk until the first call, which opens the database
- * once for the life of the client.
+ * Opens a client on a database file. Throws `InvalidKeyError` (9004) for options naming no valid app or file, or
+ * an unknown durability. Nothing touches the disk until the first call, which opens the database once for the
+ * life of the client.
+ *
+ * Every call takes effect in the order it is made. Its arguments are checked and its values serialized when it is
+ * made (so changing an object after passing it to `set` changes nothing), and it rejects with a coded error.
  *
  * @since 0.1.0
  */
 export const open = (options: OpenOptions): StorageClient => {
   const filename = filenameOf(options)
-  // The same programs as the Effect service, run synchronously on the connection: no fiber per call.
   const layer = Layer.scoped(
     Connection,
-    Effect.map(
-      makeSqlitePrimitives({ filename, durability: options.durability, busyTimeout: options.busyTimeout ?? 5000 }),
-      makeSync
-    )
+    makeSqlitePrimitives({ filename, durability: options.durability, busyTimeout: options.busyTimeout ?? 5000 })
   )
-  type Connected = {
-    readonly runtime: ManagedRuntime.ManagedRuntime<Connection, DatabaseError>
-    readonly storage: SyncStorage
-  }
+  type Connected = ManagedRuntime.ManagedRuntime<Connection, DatabaseError>
+  // The calls made before the connection is open, in order; run as soon as it is, before any later call.
+  let waiting: Array<{ readonly run: (primitives: Primitives) => void; readonly fail: (error: unknown) => void }> = []
   let connected: Promise<Connected> | undefined
+  let ready: Primitives | undefined
   let closed: Promise<void> | undefined
-  const connect = (): Promise<Connected> => {
-    if (connected === undefined) {
-      const runtime = ManagedRuntime.make(layer)
-      const attempt: Promise<Connected> = runtime.runPromiseExit(Connection).then((exit) => {
-        if (Exit.isSuccess(exit)) {
-          ready = exit.value
-          return { runtime, storage: exit.value }
-        }
-        // A failed open is not kept: the next call tries again (the lock may be gone, the disk freed).
-        if (connected === attempt) connected = undefined
-        void runtime.dispose()
-        throw toError(exit.cause)
-      })
-      connected = attempt
-    }
-    return connected
+  const connect = (): void => {
+    if (connected !== undefined) return
+    const runtime = ManagedRuntime.make(layer)
+    const attempt: Promise<Connected> = runtime.runPromiseExit(Connection).then((exit) => {
+      const calls = waiting
+      waiting = []
+      if (Exit.isSuccess(exit)) {
+        ready = exit.value
+        for (const call of calls) call.run(exit.value)
+        return runtime
+      }
+      // A failed open is not kept: the next call tries again (the lock may be gone, the disk freed).
+      if (connected === attempt) connected = undefined
+      void runtime.dispose()
+      const error = toError(exit.cause)
+      for (const call of calls) call.fail(error)
+      throw error
+    })
+    connected = attempt
+    attempt.catch(() => undefined)
   }
-  // Once connected, a call runs at once: a rejection is what the operation threw, always a coded error.
-  let ready: SyncStorage | undefined
-  const attempt = <A>(storage: SyncStorage, f: (storage: SyncStorage) => A): Promise<A> => {
+  const run = <A>(start: () => Begun<A>): Promise<A> => {
+    if (closed !== undefined) return Promise.reject(closedError(filename))
+    let begun: Begun<A>
     try {
-      return Promise.resolve(f(storage))
+      begun = start()
     } catch (error) {
       return Promise.reject(error)
     }
-  }
-  const run = <A>(f: (storage: SyncStorage) => A): Promise<A> => {
-    if (closed !== undefined) return Promise.reject(closedError(filename))
     if (ready !== undefined) {
       reads.flush()
-      return attempt(ready, f)
+      const primitives = ready
+      return new Promise((resolve, reject) => settle(begun, primitives, resolve, reject))
     }
-    return connect().then((connection) => {
-      if (closed !== undefined) throw closedError(filename)
-      return f(connection.storage)
+    return new Promise((resolve, reject) => {
+      waiting.push({ run: (primitives) => settle(begun, primitives, resolve, reject), fail: reject })
+      connect()
     })
   }
   const reads = makeReadBatcher(filename, () => (closed === undefined ? ready : undefined))
   const close = (): Promise<void> => {
+    if (closed !== undefined) return closed
+    // Calls made before close() complete: gets already batched are answered now, calls still waiting for the
+    // connection run when it opens, and only then is it closed.
     reads.flush()
-    ready = undefined
-    closed ??= (connected ?? Promise.resolve(undefined)).then(
-      (open) => open?.runtime.dispose(),
+    closed = (connected ?? Promise.resolve(undefined)).then(
+      (runtime) => {
+        ready = undefined
+        return runtime?.dispose()
+      },
       () => undefined
     )
     return closed

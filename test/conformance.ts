@@ -44,6 +44,22 @@ class Point {
 // biome-ignore lint/suspicious/noSparseArray: a sparse array is what this value is for
 const sparse = [1, , 3]
 
+const labelled = Object.assign([1, 2], { label: "x" })
+const throwingGetter = {
+  ok: 1,
+  get broken(): number {
+    throw new Error("getter failed")
+  }
+}
+const throwingProxy = new Proxy(
+  {},
+  {
+    ownKeys: () => {
+      throw new Error("ownKeys trap")
+    }
+  }
+)
+
 /** Values JSON would change or drop, with the path and the words the error must name. */
 export const refusedValues: ReadonlyArray<readonly [string, unknown, string, string]> = [
   ["undefined", undefined, "$", "undefined"],
@@ -62,6 +78,10 @@ export const refusedValues: ReadonlyArray<readonly [string, unknown, string, str
   ["undefined in an array", [1, undefined], "$[1]", "undefined"],
   ["a sparse array", { list: sparse }, "$.list[1]", "hole"],
   ["a symbol key", { [Symbol("k")]: 1 }, "$", "symbol"],
+  ["an array with a named property", { list: labelled }, "$.list", '"label"'],
+  ["an array with a symbol key", [Object.assign([1], { [Symbol("s")]: 2 })], "$[0]", "symbol"],
+  ["a getter that throws", { nested: throwingGetter }, "$.nested.broken", "getter failed"],
+  ["a proxy whose traps throw", { p: throwingProxy }, "$.p", "ownKeys trap"],
   ["an odd key path", { "a b": [{ c: Number.NaN }] }, '$["a b"][0].c', "NaN"],
   [
     "a cycle",
@@ -477,6 +497,47 @@ export const conformance = (name: string, layer: Layer.Layer<Storage, unknown>):
             yield* Effect.flip(storage.setMany({ other: 1, k: value }, { store }))
           }
           expect(yield* storage.entries({ store })).toEqual([{ key: "k", value: "before" }])
+        })
+    )
+
+    it.effect(
+      "arguments that throw when read (options, key lists, entries) fail with 9004 carrying what was thrown",
+      () =>
+        Effect.gen(function* () {
+          const storage = yield* Storage
+          const store = freshStore()
+          yield* storage.set("k", 1, { store })
+          const failing = function* (): Generator<string> {
+            yield "k"
+            throw new Error("iterator failed")
+          }
+          const options = {
+            get store(): string {
+              throw new Error("options getter failed")
+            }
+          }
+          const cases: ReadonlyArray<readonly [Effect.Effect<unknown, StorageError>, string]> = [
+            [storage.getMany(failing(), { store }), "iterator failed"],
+            [storage.deleteMany(failing(), { store }), "iterator failed"],
+            [
+              storage.setMany(
+                (function* () {
+                  yield ["a", 1] as const
+                  throw new Error("entries failed")
+                })(),
+                { store }
+              ),
+              "entries failed"
+            ],
+            [storage.get("k", options), "options getter failed"],
+            [storage.set("k", 2, options), "options getter failed"]
+          ]
+          for (const [operation, thrown] of cases) {
+            const error = expectError(yield* Effect.flip(operation), InvalidKeyError, StorageErrorCode.InvalidKey)
+            expect(error.message).toContain(thrown)
+            expect(error.cause).toBeInstanceOf(Error)
+          }
+          expect(yield* storage.entries({ store })).toEqual([{ key: "k", value: 1 }])
         })
     )
 

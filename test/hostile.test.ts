@@ -121,15 +121,29 @@ for (const [name, layer] of layers) {
             sentinelEntries.map((entry) => [entry.key, entry.value] as const),
             SENTINEL
           )
+          const options = c as { store?: string }
+          const before = yield* Effect.either(storage.entries(options))
           const exit = yield* Effect.exit(call(storage, op, a, b, c))
           if (Exit.isFailure(exit)) {
-            const error = Exit.isFailure(exit) && exit.cause._tag === "Fail" ? exit.cause.error : exit.cause
+            const error = exit.cause._tag === "Fail" ? exit.cause.error : exit.cause
             expect(isStorageError(error), String(error)).toBe(true)
             // NotFound only for an update of an absent key.
             expect([9004, 9006, ...(op === 11 ? [9001] : [])]).toContain((error as { code: number }).code)
-          } else if (op === 1) {
-            // A set that succeeded stored the value exactly.
-            expect(yield* storage.get(a as string, c as { store?: string })).toStrictEqual(Option.some(b))
+            // A refused call changed nothing in the store it named.
+            if (before._tag === "Right") expect(yield* storage.entries(options)).toStrictEqual(before.right)
+          } else if (op === 1 || op === 11) {
+            // A set or update that succeeded stored the value exactly.
+            expect(yield* storage.get(a as string, options)).toStrictEqual(Option.some(b))
+          } else if (op === 8) {
+            // A setMany that succeeded stored every entry exactly, the last value of a repeated key winning.
+            const written = new Map(
+              Symbol.iterator in (a as object)
+                ? (Array.from(a as Iterable<[string, unknown]>) as Array<[string, unknown]>)
+                : Object.entries(a as object)
+            )
+            for (const [key, value] of written) {
+              expect(yield* storage.get(key, options)).toStrictEqual(Option.some(value))
+            }
           }
           const touchedSentinel = (c as { store?: unknown } | null)?.store === "sentinel"
           if (!touchedSentinel) expect(yield* storage.entries(SENTINEL)).toStrictEqual(sentinelEntries)
@@ -187,7 +201,7 @@ it.layer(layerSqlite({ filename: path.join(dir, "extremes", "storage.db") }))("e
   )
 })
 
-it("connections are opened defensively: no extension loading, no writable schema, untrusted schema", () => {
+it("connections stay defensive: untrusted schema (set by the library), no extension loading and no writable schema (better-sqlite3 defaults it relies on)", () => {
   const db = openDatabase({ filename: path.join(dir, "defensive", "storage.db") })
   try {
     expect(() => db.prepare("SELECT load_extension('/tmp/evil.so')").get()).toThrow(/not authorized/)

@@ -87,7 +87,7 @@ describe("open()", () => {
     await client.close()
   })
 
-  it("concurrent gets are answered together, each exactly as a lone get would be", async () => {
+  it("concurrent gets (batched after the first of a tick) each answer exactly as a lone get would", async () => {
     const filename = freshFile()
     const client = storage.open({ filename })
     await client.setMany({ a: { n: 1 }, b: [2], c: null })
@@ -132,6 +132,65 @@ describe("open()", () => {
     await client.close()
     expect(await pending).toBeNull()
     await expect(client.get("k")).rejects.toMatchObject({ code: 9000 })
+  })
+
+  it("calls made while the client opens run in order, before any later call, checked when they are made", async () => {
+    const filename = freshFile()
+    const first = storage.open({ filename })
+    await first.set("k", "old")
+    await first.close()
+    const client = storage.open({ filename })
+    const state = { n: 1 }
+    const write = client.set("k", state)
+    const stateWrite = client.set("state", state)
+    // Changing an object after passing it changes nothing: it was serialized when set was called.
+    state.n = 2
+    const refused = client.set("bad", { when: new Date() }).catch((error: unknown) => error)
+    // Gets issued on every turn and on chains of microtasks until the set has resolved, so some are made while
+    // the connection opens and some just as it becomes ready: each was made after the set and must see it.
+    let written = false
+    void write.then(() => {
+      written = true
+    })
+    const seen: Array<Promise<unknown>> = []
+    while (!written) {
+      await new Promise((resolve) => setImmediate(resolve))
+      let chain: Promise<unknown> = Promise.resolve()
+      for (let i = 0; i < 20; i++) {
+        chain = chain.then(() => {
+          seen.push(client.get("k"))
+        })
+      }
+      await chain
+    }
+    await write
+    expect(seen.length).toBeGreaterThan(0)
+    expect(await Promise.all(seen)).toEqual(seen.map(() => ({ n: 1 })))
+    await stateWrite
+    expect(await client.get("state")).toEqual({ n: 1 })
+    expect(await refused).toMatchObject({ code: 9006 })
+    await client.close()
+  })
+
+  it("close() lets the calls made before it finish, even while the client was still opening", async () => {
+    const filename = freshFile()
+    const client = storage.open({ filename })
+    const write = client.set("k", 1)
+    const read = client.get("missing")
+    await client.close()
+    await expect(write).resolves.toBeUndefined()
+    await expect(read).resolves.toBeNull()
+    const again = storage.open({ filename })
+    expect(await again.get("k")).toBe(1)
+    await again.close()
+  })
+
+  it("refuses an unknown durability instead of quietly using another one", () => {
+    for (const durability of ["Strict", "full", 42]) {
+      expect(() => storage.open({ filename: freshFile(), durability: durability as never })).toThrow(
+        storage.InvalidKeyError
+      )
+    }
   })
 
   it("two clients on one file see each other's writes", async () => {

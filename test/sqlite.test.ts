@@ -195,6 +195,15 @@ describe("layerSqlite on a file", () => {
   })
 })
 
+it.effect("layerSqlite refuses an unknown durability with DatabaseError (9005)", () =>
+  Effect.gen(function* () {
+    const error = yield* Effect.flip(
+      withStorage(layerSqlite({ filename: freshFile(), durability: "full" as never }), (storage) => storage.keys())
+    )
+    expect(expectError(error, DatabaseError, StorageErrorCode.DatabaseError).message).toContain('"full"')
+  })
+)
+
 describe("layerSql", () => {
   const sqliteClient = (filename: string, readonly = false) => SqliteClient.layer({ filename, readonly })
 

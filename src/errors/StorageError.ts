@@ -123,6 +123,7 @@ export class ReadFailedError extends Data.TaggedError("ReadFailed")<{
  */
 export class InvalidKeyError extends Data.TaggedError("InvalidKey")<{
   readonly reason: string
+  readonly cause?: unknown
 }> {
   readonly [TypeId]: typeof TypeId = TypeId
   readonly code = StorageErrorCode.InvalidKey

@@ -10,13 +10,22 @@
 export interface JsonProblem {
   readonly path: string
   readonly reason: string
+  /** What the value threw when it was read, if that was the problem. */
+  readonly cause?: unknown
 }
 
 class Refusal {
   /** The path to the refused value, filled in innermost first as the refusal unwinds. */
   readonly path: Array<string | number> = []
-  constructor(readonly reason: string) {}
+  constructor(
+    readonly reason: string,
+    readonly cause?: unknown
+  ) {}
 }
+
+/** A value that threw while it was read (a getter or a proxy of the caller's): refused, with what it threw. */
+const threw = (error: unknown): Refusal =>
+  new Refusal(`threw when it was read (${error instanceof Error ? error.message : String(error)})`, error)
 
 const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/
 
@@ -86,10 +95,21 @@ interface Walk {
   ancestors: Set<object> | undefined
 }
 
-/** Adds a path segment to a refusal unwinding through a member. */
+/** Adds a path segment to a refusal unwinding through a member; anything else thrown there becomes a refusal. */
 const at = (error: unknown, segment: string | number): unknown => {
-  if (error instanceof Refusal) error.path.push(segment)
-  return error
+  // A RangeError is the stack running out on a deep value: it unwinds to the top as it is.
+  if (error instanceof RangeError) return error
+  const refusal = error instanceof Refusal ? error : threw(error)
+  refusal.path.push(segment)
+  return refusal
+}
+
+const refuseSymbolKeys = (object: object): void => {
+  for (const symbol of Object.getOwnPropertySymbols(object)) {
+    if (Object.prototype.propertyIsEnumerable.call(object, symbol)) {
+      throw new Refusal(`has the symbol key ${String(symbol)}, which JSON would drop`)
+    }
+  }
 }
 
 const write = (value: unknown, depth: number, walk: Walk): string => {
@@ -131,14 +151,19 @@ const write = (value: unknown, depth: number, walk: Walk): string => {
       text += index === 0 ? member : `,${member}`
     }
     text += "]"
+    // Named properties of an array (a.label = "x") and symbol keys: JSON would drop them.
+    const keys = Object.keys(object)
+    if (keys.length !== object.length) {
+      const extra = keys.find((key) => !/^(0|[1-9][0-9]*)$/.test(key) || Number(key) >= object.length)
+      throw new Refusal(
+        `has the property ${JSON.stringify(extra)}, which JSON would drop (arrays keep only their items)`
+      )
+    }
+    refuseSymbolKeys(object)
   } else {
     const proto = Object.getPrototypeOf(object)
     if (proto !== Object.prototype && proto !== null) throw new Refusal(describeObject(object))
-    for (const symbol of Object.getOwnPropertySymbols(object)) {
-      if (Object.prototype.propertyIsEnumerable.call(object, symbol)) {
-        throw new Refusal(`has the symbol key ${String(symbol)}, which JSON would drop`)
-      }
-    }
+    refuseSymbolKeys(object)
     text = "{"
     for (const key of Object.keys(object)) {
       let member: string
@@ -165,9 +190,9 @@ const serializeTracking = (value: unknown, cycleCheckDepth: number): string | Js
     text.charCodeAt(0)
     return text
   } catch (error) {
-    if (error instanceof Refusal) return { path: formatPath(error.path.reverse()), reason: error.reason }
     if (error instanceof RangeError) return { path: "$", reason: "is nested too deeply to be written as JSON" }
-    throw error
+    const refusal = error instanceof Refusal ? error : threw(error)
+    return { path: formatPath(refusal.path.reverse()), reason: refusal.reason, cause: refusal.cause }
   }
 }
 

@@ -2,7 +2,7 @@
  * The rules for keys, store names and call arguments, shared by every backend. Everything here runs before any
  * SQL does.
  */
-import { InvalidKeyError } from "../errors/StorageError.js"
+import { InvalidKeyError, isStorageError } from "../errors/StorageError.js"
 import { quote } from "./quote.js"
 
 /** The longest key, in UTF-8 bytes. */
@@ -54,8 +54,25 @@ export const checkKey = (key: unknown): InvalidKeyError | undefined => {
   return problem === undefined ? undefined : new InvalidKeyError({ reason: problem })
 }
 
+/**
+ * Runs a check that reads the caller's objects: anything they throw (a getter, a proxy, an iterator) becomes an
+ * `InvalidKeyError` saying what could not be read, with the thrown value as `cause`; the library's own errors pass.
+ */
+const reading = <A>(what: string, check: () => A | InvalidKeyError): A | InvalidKeyError => {
+  try {
+    return check()
+  } catch (cause) {
+    if (isStorageError(cause)) throw cause
+    const detail = cause instanceof Error ? `: ${cause.message}` : ""
+    return new InvalidKeyError({ reason: `${what} could not be read, it threw${detail}`, cause })
+  }
+}
+
 /** Resolves the store of a call's options, or tells why the options are invalid. */
-export const resolveStore = (options: unknown): string | InvalidKeyError => {
+export const resolveStore = (options: unknown): string | InvalidKeyError =>
+  reading("The options", () => resolveStoreOf(options))
+
+const resolveStoreOf = (options: unknown): string | InvalidKeyError => {
   if (options === undefined || options === null) return DEFAULT_STORE
   if (typeof options !== "object") {
     return new InvalidKeyError({
@@ -69,7 +86,10 @@ export const resolveStore = (options: unknown): string | InvalidKeyError => {
 }
 
 /** Checks a list of keys given to a batch operation and returns them without duplicates. */
-export const checkKeyList = (keys: unknown): ReadonlyArray<string> | InvalidKeyError => {
+export const checkKeyList = (keys: unknown): ReadonlyArray<string> | InvalidKeyError =>
+  reading("The list of keys", () => checkKeyListOf(keys))
+
+const checkKeyListOf = (keys: unknown): ReadonlyArray<string> | InvalidKeyError => {
   if (typeof keys === "string" || keys === null || typeof keys !== "object" || !(Symbol.iterator in keys)) {
     return new InvalidKeyError({
       reason: `Keys must be an array or another iterable of strings, got ${describeType(keys)}`
@@ -94,7 +114,10 @@ const isPlainObject = (value: object): boolean => {
  * and the shape of each pair, and calls `f` with each in order, repeated keys included. Returns the first problem,
  * or `undefined`. Values are for `f` to check.
  */
-export const eachEntry = (entries: unknown, f: (key: string, value: unknown) => void): InvalidKeyError | undefined => {
+export const eachEntry = (entries: unknown, f: (key: string, value: unknown) => void): InvalidKeyError | undefined =>
+  reading("The entries", () => eachEntryOf(entries, f))
+
+const eachEntryOf = (entries: unknown, f: (key: string, value: unknown) => void): InvalidKeyError | undefined => {
   if (entries === null || typeof entries !== "object") {
     return new InvalidKeyError({
       reason: `Entries must be a record or an iterable of [key, value] pairs, got ${describeType(entries)}`

@@ -11,7 +11,7 @@ import * as Layer from "effect/Layer"
 import { DatabaseError, type ReadFailedError, type WriteFailedError } from "../errors/StorageError.js"
 import type { EffectPrimitives, Row } from "../internal/backend.js"
 import { openFailure, readFailure, writeFailure } from "../internal/failure.js"
-import { chunks, LOCK_TABLE, migrate, Sql } from "../internal/schema.js"
+import { CHUNK, chunks, LOCK_TABLE, migrate, Sql } from "../internal/schema.js"
 import { make, Storage } from "../services/Storage.js"
 
 /**
@@ -59,11 +59,16 @@ const makePrimitives = (sql: SqlClient.SqlClient): EffectPrimitives => {
         Effect.map((rows) => rows[0]?.value),
         read("get", store)
       ),
-    getMany: (store, keys) =>
-      Effect.forEach(chunks(keys), (chunk) => query<KeyValueRow>(Sql.selectIn(chunk.length), [store, ...chunk])).pipe(
+    getMany: (store, keys) => {
+      const select = Effect.forEach(chunks(keys), (chunk) =>
+        query<KeyValueRow>(Sql.selectIn(chunk.length), [store, ...chunk])
+      )
+      // Several statements read in one transaction: one snapshot, never half of another writer's batch.
+      return (keys.length > CHUNK ? sql.withTransaction(select) : select).pipe(
         Effect.map((results) => results.flatMap((rows) => rows.map((row): Row => [row.key, row.value]))),
         read("getMany", store)
-      ),
+      )
+    },
     has: (store, key) =>
       query(Sql.has, [store, key]).pipe(
         Effect.map((rows) => rows.length > 0),

@@ -17,7 +17,7 @@ import { DatabaseError, isStorageError, type StorageError } from "../errors/Stor
 import type { Primitives, Row } from "../internal/backend.js"
 import { openFailure, readFailure, sqliteCodeOf, writeFailure } from "../internal/failure.js"
 import { quote } from "../internal/quote.js"
-import { chunks, type MigrationDriver, migrate, Sql } from "../internal/schema.js"
+import { CHUNK, chunks, type MigrationDriver, migrate, Sql } from "../internal/schema.js"
 import { make, Storage } from "../services/Storage.js"
 
 /**
@@ -235,6 +235,15 @@ const makePrimitives = (db: Database.Database): Primitives => {
     return removed
   })
 
+  // More keys than one statement takes are read in one (deferred) transaction: one snapshot, so a batch another
+  // process writes meanwhile is seen whole or not at all.
+  const readChunks = db.transaction((store: string, keys: ReadonlyArray<string>) => {
+    const rows: Array<Row> = []
+    for (const chunk of chunks(keys)) {
+      for (const row of inList("selectIn", chunk.length).all(store, ...chunk)) rows.push(row as Row)
+    }
+    return rows
+  })
   const updateKey = db.transaction(
     (store: string, key: string, f: (text: string | undefined) => string | StorageError) => {
       const text = f(get.get(store, key) as string | undefined)
@@ -265,13 +274,11 @@ const makePrimitives = (db: Database.Database): Primitives => {
   return {
     get: (store, key) => read("get", store, () => get.get(store, key) as string | undefined),
     getMany: (store, keys) =>
-      read("getMany", store, () => {
-        const rows: Array<Row> = []
-        for (const chunk of chunks(keys)) {
-          for (const row of inList("selectIn", chunk.length).all(store, ...chunk)) rows.push(row as Row)
-        }
-        return rows
-      }),
+      read("getMany", store, () =>
+        keys.length <= CHUNK
+          ? (inList("selectIn", keys.length).all(store, ...keys) as Array<Row>)
+          : readChunks(store, keys)
+      ),
     has: (store, key) => read("has", store, () => has.get(store, key) !== undefined),
     keys: (store) => read("keys", store, () => keys.all(store) as Array<string>),
     entries: (store) => read("entries", store, () => entries.all(store) as Array<Row>),
@@ -306,6 +313,15 @@ const makePrimitives = (db: Database.Database): Primitives => {
 export const makeSqlitePrimitives = (options: SqliteOptions): Effect.Effect<Primitives, DatabaseError, Scope.Scope> =>
   Effect.gen(function* () {
     const { filename } = options
+    if (options.durability !== undefined && options.durability !== "relaxed" && options.durability !== "strict") {
+      // An unknown durability must not quietly become "relaxed": a caller asking for more safety would get less.
+      return yield* Effect.fail(
+        new DatabaseError({
+          reason: `Invalid durability ${JSON.stringify(String(options.durability))}: use "relaxed" or "strict"`,
+          filename
+        })
+      )
+    }
     const db = yield* Effect.acquireRelease(
       Effect.try({
         try: () => openDatabase(options),

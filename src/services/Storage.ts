@@ -54,11 +54,12 @@ export interface Entry<A = Json> {
 export type SetManyEntries = Readonly<Record<string, unknown>> | Iterable<readonly [string, unknown]>
 
 /**
- * How a read can fail: a refused key or store name, SQLite failing to read, or a database that is unusable.
+ * How a read can fail: a refused key or store name, SQLite failing to read, or a database that is unusable;
+ * `Generic` (9000) only for what nothing else names (an object of the caller's that throws when it is read).
  *
  * @since 0.1.0
  */
-export type ReadError = InvalidKeyError | ReadFailedError | DatabaseError
+export type ReadError = InvalidKeyError | ReadFailedError | DatabaseError | GenericError
 
 /**
  * How a read of values can fail: as any read, or because a stored value is not valid JSON.
@@ -68,11 +69,12 @@ export type ReadError = InvalidKeyError | ReadFailedError | DatabaseError
 export type ReadValueError = ReadError | SerializationError
 
 /**
- * How a removal can fail: a refused key or store name, SQLite failing to write, or an unusable database.
+ * How a removal can fail: a refused key or store name, SQLite failing to write, or an unusable database;
+ * `Generic` (9000) as for reads.
  *
  * @since 0.1.0
  */
-export type RemoveError = InvalidKeyError | WriteFailedError | DatabaseError
+export type RemoveError = InvalidKeyError | WriteFailedError | DatabaseError | GenericError
 
 /**
  * How a write of values can fail: as a removal, or because a value cannot be stored as JSON exactly.
@@ -97,7 +99,7 @@ export interface UpdateOptions extends StoreOptions {
  *
  * @since 0.1.0
  */
-export type UpdateError = WriteError | ReadValueError | NotFoundError | GenericError
+export type UpdateError = WriteError | ReadValueError | NotFoundError
 
 /**
  * The operations of the `Storage` service. Every operation works on exactly one store and requires nothing.
@@ -206,7 +208,9 @@ const requireKeys = (keys: unknown): ReadonlyArray<string> => {
 
 const encode = (store: string, key: string, value: unknown): string | SerializationError => {
   const text = serialize(value)
-  return typeof text === "string" ? text : new SerializationError({ key, store, path: text.path, reason: text.reason })
+  return typeof text === "string"
+    ? text
+    : new SerializationError({ key, store, path: text.path, reason: text.reason, cause: text.cause })
 }
 
 const decode = (store: string, key: string, text: string): Json => {
@@ -319,9 +323,9 @@ const programs = {
   }
 }
 
-/** Runs a program on synchronous primitives: returns its result, or throws one of the library's errors. */
-const runSync = <A>(primitives: Primitives, program: Program<A>): A => {
-  let step = program.next()
+/** Runs the rest of a program on synchronous primitives, from its first step: its result, or it throws. */
+const finishSync = <A>(primitives: Primitives, program: Program<A>, first: IteratorResult<Call, A>): A => {
+  let step = first
   while (!step.done) {
     const { name, args } = step.value
     step = program.next((primitives[name] as (...args: ReadonlyArray<unknown>) => unknown)(...args))
@@ -329,9 +333,20 @@ const runSync = <A>(primitives: Primitives, program: Program<A>): A => {
   return step.value
 }
 
-/** A thrown library error is the failure; anything else thrown is a bug, and a defect. */
-const failure = (thrown: unknown): Effect.Effect<never, StorageError> =>
-  isStorageError(thrown) ? Effect.fail(thrown) : Effect.die(thrown)
+/**
+ * What a thrown value fails with: the library's errors as they are; anything else (a bug, or something thrown by
+ * the caller's own objects that no check caught) as a `Generic` error (9000) carrying it as `cause`, never a
+ * defect or a bare error.
+ *
+ * @internal
+ */
+export const asStorageError = (thrown: unknown): StorageError =>
+  isStorageError(thrown)
+    ? thrown
+    : new GenericError({
+        reason: `Unexpected failure in runtime-storage${thrown instanceof Error ? `: ${thrown.message}` : ""}`,
+        cause: thrown
+      })
 
 /** Runs a program on effectful primitives, one primitive at a time. */
 const runEffect = <A>(primitives: EffectPrimitives, program: Program<A>): Effect.Effect<A, StorageError> => {
@@ -340,7 +355,7 @@ const runEffect = <A>(primitives: EffectPrimitives, program: Program<A>): Effect
     try {
       step = program.next(input)
     } catch (thrown) {
-      return failure(thrown)
+      return Effect.fail(asStorageError(thrown))
     }
     if (step.done) return Effect.succeed(step.value)
     const { name, args } = step.value
@@ -353,17 +368,41 @@ const runEffect = <A>(primitives: EffectPrimitives, program: Program<A>): Effect
 }
 
 type Programs = typeof programs
+type Result<K extends keyof Programs> = ReturnType<Programs[K]> extends Program<infer A> ? A : never
 
 /**
- * The operations of the service, run synchronously: each returns its result or throws one of the library's
- * errors. What the Promise API calls on a synchronous backend, with no fiber per call.
+ * An operation begun on no connection yet: its arguments are checked and its values serialized (throwing the
+ * library's error when they are refused), so what it will do is fixed at the moment it is called. `resume` runs
+ * the rest on a connection's primitives.
  *
  * @internal
  */
-export type SyncStorage = {
-  readonly [K in keyof Programs]: (
-    ...args: Parameters<Programs[K]>
-  ) => ReturnType<Programs[K]> extends Program<infer A> ? A : never
+export interface Begun<A> {
+  readonly resume: (primitives: Primitives) => A
+}
+
+/**
+ * Begins an operation: what the Promise API does when it is called, before (or without) waiting for a connection.
+ *
+ * @internal
+ */
+export const begin = <K extends keyof Programs>(name: K, ...args: Parameters<Programs[K]>): Begun<Result<K>> => {
+  const program = (programs[name] as (...args: Parameters<Programs[K]>) => Program<Result<K>>)(...args)
+  let first: IteratorResult<Call, Result<K>>
+  try {
+    first = program.next()
+  } catch (thrown) {
+    throw asStorageError(thrown)
+  }
+  return {
+    resume: (primitives) => {
+      try {
+        return finishSync(primitives, program, first)
+      } catch (thrown) {
+        throw asStorageError(thrown)
+      }
+    }
+  }
 }
 
 const mapPrograms = <F>(f: <A>(program: (...args: Array<never>) => Program<A>) => F): Record<keyof Programs, F> => {
@@ -373,18 +412,6 @@ const mapPrograms = <F>(f: <A>(program: (...args: Array<never>) => Program<A>) =
   }
   return result
 }
-
-/**
- * The operations on synchronous primitives, as plain functions.
- *
- * @internal
- */
-export const makeSync = (primitives: Primitives): SyncStorage =>
-  mapPrograms(
-    (program) =>
-      (...args: Array<never>) =>
-        runSync(primitives, program(...args))
-  ) as unknown as SyncStorage
 
 /**
  * Builds the service from a backend's primitives. Validation, serialization, decoding and the order of `getMany`
@@ -398,10 +425,11 @@ export const make = (backend: Backend): StorageService =>
         (program) =>
           (...args: Array<never>) =>
             Effect.suspend(() => {
+              const run = program(...args)
               try {
-                return Effect.succeed(runSync(backend.primitives, program(...args)))
+                return Effect.succeed(finishSync(backend.primitives, run, run.next()))
               } catch (thrown) {
-                return failure(thrown)
+                return Effect.fail(asStorageError(thrown))
               }
             })
       )
