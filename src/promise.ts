@@ -278,6 +278,9 @@ const filenameOf = (options: OpenOptions): string => {
   })
 }
 
+/** Whether a client is open or opening (a first call whose open failed leaves it neither). */
+const inUse = new WeakMap<StorageClient, () => boolean>()
+
 /**
  * Opens a client on a database file. Throws `InvalidKeyError` (9004) for options naming no valid app or file, or
  * an unknown durability. Nothing touches the disk until the first call, which opens the database once for the
@@ -355,7 +358,7 @@ export const open = (options: OpenOptions): StorageClient => {
     return closed
   }
   const api = makeApi(run)
-  return {
+  const client: StorageClient = {
     ...api,
     // Gets made in the same tick are answered by one getMany per store: concurrent reads cost about one query.
     get: <T>(key: string, options?: StoreOptions) =>
@@ -366,6 +369,8 @@ export const open = (options: OpenOptions): StorageClient => {
     close,
     [Symbol.asyncDispose]: close
   }
+  inUse.set(client, () => ready !== undefined || connected !== undefined)
+  return client
 }
 
 let defaultOptions: OpenOptions = {}
@@ -380,7 +385,7 @@ let defaultClosed = false
  * @since 0.1.0
  */
 export const configure = (options: OpenOptions): void => {
-  if (defaultClient !== undefined && !defaultClosed) {
+  if (defaultClient !== undefined && !defaultClosed && inUse.get(defaultClient)?.() === true) {
     throw new GenericError({
       reason: `configure() must be called before the first use of runtime:storage: the default instance is already open on ${JSON.stringify(defaultClient.filename)}. Call close() first to reopen it with other options`
     })

@@ -289,6 +289,19 @@ describe("the default instance", () => {
     expect(await storage.remove("theme", { store: "settings" })).toBe(true)
   })
 
+  it("accepts configure() again after the first call failed to open the database", async () => {
+    const bad = freshFile()
+    fs.mkdirSync(path.dirname(bad), { recursive: true })
+    fs.writeFileSync(bad, "not a database ".repeat(100))
+    storage.configure({ filename: bad })
+    await expect(storage.get("k")).rejects.toMatchObject({ code: 9005 })
+    const good = freshFile()
+    storage.configure({ filename: good })
+    await storage.set("k", "works")
+    expect(await storage.get("k")).toBe("works")
+    expect(storage.databasePath()).toBe(good)
+  })
+
   it("refuses an invalid app name in configure() with 9004", () => {
     expect(() => storage.configure({ app: "CON" })).toThrow(storage.InvalidKeyError)
   })
