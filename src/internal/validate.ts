@@ -55,22 +55,24 @@ export const checkKey = (key: unknown): InvalidKeyError | undefined => {
 }
 
 /**
- * Runs a check that reads the caller's objects: anything they throw (a getter, a proxy, an iterator) becomes an
- * `InvalidKeyError` saying what could not be read, with the thrown value as `cause`; the library's own errors pass.
+ * The error for a caller's object (a getter, a proxy, an iterator) that threw while a check read it, with the thrown
+ * value as `cause`; the library's own errors (a refusal thrown from a setMany entry) are rethrown as they are.
  */
-const reading = <A>(what: string, check: () => A | InvalidKeyError): A | InvalidKeyError => {
-  try {
-    return check()
-  } catch (cause) {
-    if (isStorageError(cause)) throw cause
-    const detail = cause instanceof Error ? `: ${cause.message}` : ""
-    return new InvalidKeyError({ reason: `${what} could not be read, it threw${detail}`, cause })
-  }
+const unreadable = (what: string, cause: unknown): InvalidKeyError => {
+  if (isStorageError(cause)) throw cause
+  const detail = cause instanceof Error ? `: ${cause.message}` : ""
+  return new InvalidKeyError({ reason: `${what} could not be read, it threw${detail}`, cause })
 }
 
 /** Resolves the store of a call's options, or tells why the options are invalid. */
-export const resolveStore = (options: unknown): string | InvalidKeyError =>
-  reading("The options", () => resolveStoreOf(options))
+export const resolveStore = (options: unknown): string | InvalidKeyError => {
+  // Every operation passes here: a plain try, no closure per call.
+  try {
+    return resolveStoreOf(options)
+  } catch (cause) {
+    return unreadable("The options", cause)
+  }
+}
 
 const resolveStoreOf = (options: unknown): string | InvalidKeyError => {
   if (options === undefined || options === null) return DEFAULT_STORE
@@ -86,8 +88,13 @@ const resolveStoreOf = (options: unknown): string | InvalidKeyError => {
 }
 
 /** Checks a list of keys given to a batch operation and returns them without duplicates. */
-export const checkKeyList = (keys: unknown): ReadonlyArray<string> | InvalidKeyError =>
-  reading("The list of keys", () => checkKeyListOf(keys))
+export const checkKeyList = (keys: unknown): ReadonlyArray<string> | InvalidKeyError => {
+  try {
+    return checkKeyListOf(keys)
+  } catch (cause) {
+    return unreadable("The list of keys", cause)
+  }
+}
 
 const checkKeyListOf = (keys: unknown): ReadonlyArray<string> | InvalidKeyError => {
   if (typeof keys === "string" || keys === null || typeof keys !== "object" || !(Symbol.iterator in keys)) {
@@ -114,8 +121,13 @@ const isPlainObject = (value: object): boolean => {
  * and the shape of each pair, and calls `f` with each in order, repeated keys included. Returns the first problem,
  * or `undefined`. Values are for `f` to check.
  */
-export const eachEntry = (entries: unknown, f: (key: string, value: unknown) => void): InvalidKeyError | undefined =>
-  reading("The entries", () => eachEntryOf(entries, f))
+export const eachEntry = (entries: unknown, f: (key: string, value: unknown) => void): InvalidKeyError | undefined => {
+  try {
+    return eachEntryOf(entries, f)
+  } catch (cause) {
+    return unreadable("The entries", cause)
+  }
+}
 
 const eachEntryOf = (entries: unknown, f: (key: string, value: unknown) => void): InvalidKeyError | undefined => {
   if (entries === null || typeof entries !== "object") {
