@@ -17,7 +17,7 @@ export const sqliteCodeOf = (failure: unknown): string | undefined => {
 }
 
 /** The deepest `Error` of a chain of causes: the driver's own error, whose message is the most precise. */
-export const rootCause = (failure: unknown): unknown => {
+const rootCause = (failure: unknown): unknown => {
   let current: unknown = failure
   for (let depth = 0; depth < 8; depth++) {
     const next: unknown = (current as { readonly cause?: unknown } | null)?.cause

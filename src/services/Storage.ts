@@ -337,10 +337,8 @@ const finishSync = <A>(primitives: Primitives, program: Program<A>, first: Itera
  * What a thrown value fails with: the library's errors as they are; anything else (a bug, or something thrown by
  * the caller's own objects that no check caught) as a `Generic` error (9000) carrying it as `cause`, never a
  * defect or a bare error.
- *
- * @internal
  */
-export const asStorageError = (thrown: unknown): StorageError =>
+const asStorageError = (thrown: unknown): StorageError =>
   isStorageError(thrown)
     ? thrown
     : new GenericError({
