@@ -10,12 +10,16 @@ export { type Durability, layerSqlite, type SqliteOptions } from "./layers/Sqlit
 export {
   type Entry,
   type Json,
+  type Page,
+  type PageOptions,
   type ReadError,
   type ReadValueError,
   type RemoveError,
+  type Selector,
   type SetManyEntries,
   Storage,
   type StorageService,
+  type StoredEntry,
   type UpdateError,
   type UpdateOptions,
   type WriteError

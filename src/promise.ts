@@ -27,12 +27,53 @@ import type { Primitives } from "./internal/backend.js"
 import { checkKey, resolveStore } from "./internal/validate.js"
 import { type Durability, makeSqlitePrimitives } from "./layers/Sqlite.js"
 import { defaultDatabasePath, resolveDefaultFilename } from "./location.js"
-import { type Begun, begin, type Json, type SetManyEntries, type StoreOptions } from "./services/Storage.js"
+import {
+  type Begun,
+  begin,
+  type Json,
+  type ListState,
+  type PageOptions,
+  type Selector,
+  type SetManyEntries,
+  type StoreOptions,
+  startList
+} from "./services/Storage.js"
 
 export * from "./errors/StorageError.js"
 export type { Durability } from "./layers/Sqlite.js"
 export { defaultDatabasePath, type PlatformInfo } from "./location.js"
-export type { Json, SetManyEntries, StoreOptions } from "./services/Storage.js"
+export type { Json, PageOptions, Selector, SetManyEntries, StoreOptions } from "./services/Storage.js"
+
+/**
+ * A key with its value.
+ *
+ * @since 0.2.0
+ */
+export interface Entry<T = Json> {
+  key: string
+  value: T
+}
+
+/**
+ * One page of entries and the cursor of the next page (`null` after the last page).
+ *
+ * @since 0.2.0
+ */
+export interface Page<T = Json> {
+  entries: Array<Entry<T>>
+  cursor: string | null
+}
+
+/**
+ * An entry with its metadata: when its key was created (kept across overwrites) and last written, in milliseconds
+ * since the epoch.
+ *
+ * @since 0.2.0
+ */
+export interface StoredEntry<T = Json> extends Entry<T> {
+  createdAt: number
+  updatedAt: number
+}
 
 /**
  * Where a client keeps its data. Give `app` (the database is then at the platform's default location, see
@@ -61,9 +102,28 @@ export interface StorageApi {
   set<T>(key: string, value: T, options?: StoreOptions): Promise<void>
   remove(key: string, options?: StoreOptions): Promise<boolean>
   clear(options?: StoreOptions): Promise<void>
-  keys(options?: StoreOptions): Promise<Array<string>>
+  /** The keys of a store, or of the keys a selector selects, in code point order. */
+  keys(selector?: Selector): Promise<Array<string>>
   has(key: string, options?: StoreOptions): Promise<boolean>
-  entries<T = Json>(options?: StoreOptions): Promise<Array<{ key: string; value: T }>>
+  /** The entries of a store, or of the keys a selector selects, in code point order of the key. */
+  entries<T = Json>(selector?: Selector): Promise<Array<Entry<T>>>
+  /**
+   * The selected entries as an async iterable (`for await (const { key, value } of list({ prefix: "draft:" }))`),
+   * read in bounded chunks as the loop goes: memory stays bounded however large the store, and breaking out of the
+   * loop releases everything. Each chunk is read when the loop reaches it; other calls keep working meanwhile. A key
+   * that exists, unchanged, for the whole loop is seen exactly once, in order; one written or removed meanwhile may
+   * or may not be seen, and never twice. A refused selector rejects the first step of the loop with 9004.
+   */
+  list<T = Json>(selector?: Selector): AsyncIterableIterator<Entry<T>>
+  /**
+   * One page of the selected entries (`limit`: the page size, default 100, at most 1000) and the `cursor` of the
+   * next page, `null` after the last one. Pass the cursor back with the same selector for the next page.
+   */
+  page<T = Json>(options?: PageOptions): Promise<Page<T>>
+  /** How many keys a selector selects (at most its `limit`). */
+  count(selector?: Selector): Promise<number>
+  /** The value of a key with its metadata, or `null` when the key is absent. */
+  getEntry<T = Json>(key: string, options?: StoreOptions): Promise<StoredEntry<T> | null>
   getMany<T = Json>(keys: Iterable<string>, options?: StoreOptions): Promise<Map<string, T>>
   setMany(entries: SetManyEntries, options?: StoreOptions): Promise<void>
   deleteMany(keys: Iterable<string>, options?: StoreOptions): Promise<number>
@@ -115,16 +175,46 @@ const mapBegun = <A, B>(begun: Begun<A>, f: (a: A) => B): Begun<B> => ({
   resume: (primitives) => f(begun.resume(primitives))
 })
 
+/**
+ * The async iterable of `list`: its selector is checked when it is called (a refusal rejects the first step), and
+ * each chunk is one call of the client, made when the loop reaches it.
+ */
+async function* listEntries<T>(
+  run: <A>(start: () => Begun<A>) => Promise<A>,
+  started: { readonly state: ListState | undefined } | { readonly refused: unknown }
+): AsyncGenerator<Entry<T>, void, undefined> {
+  if ("refused" in started) throw started.refused
+  let state = started.state
+  while (state !== undefined) {
+    const current: ListState = state
+    const [entries, next] = await run(() => begin("listChunk", current))
+    state = next
+    yield* entries as ReadonlyArray<Entry<T>>
+  }
+}
+
+const startListing = (selector: unknown): { readonly state: ListState | undefined } | { readonly refused: unknown } => {
+  try {
+    return { state: startList(selector) }
+  } catch (refused) {
+    return { refused }
+  }
+}
+
 const makeApi = (run: <A>(start: () => Begun<A>) => Promise<A>): StorageApi => ({
   get: <T>(key: string, options?: StoreOptions) =>
     run(() => mapBegun(begin("get", key, options), (value) => Option.getOrNull(value) as T | null)),
   set: (key, value, options) => run(() => begin("set", key, value, options)),
   remove: (key, options) => run(() => begin("remove", key, options)),
   clear: (options) => run(() => begin("clear", options)),
-  keys: (options) => run(() => begin("keys", options) as Begun<Array<string>>),
+  keys: (selector) => run(() => begin("keys", selector) as Begun<Array<string>>),
   has: (key, options) => run(() => begin("has", key, options)),
-  entries: <T>(options?: StoreOptions) =>
-    run(() => begin("entries", options) as Begun<Array<{ key: string; value: T }>>),
+  entries: <T>(selector?: Selector) => run(() => begin("entries", selector) as Begun<Array<Entry<T>>>),
+  list: <T>(selector?: Selector) => listEntries<T>(run, startListing(selector)),
+  page: <T>(options?: PageOptions) => run(() => begin("page", options) as Begun<Page<T>>),
+  count: (selector) => run(() => begin("count", selector)),
+  getEntry: <T>(key: string, options?: StoreOptions) =>
+    run(() => mapBegun(begin("getEntry", key, options), (entry) => Option.getOrNull(entry) as StoredEntry<T> | null)),
   getMany: <T>(keys: Iterable<string>, options?: StoreOptions) =>
     run(() => begin("getMany", keys, options) as Begun<Map<string, T>>),
   setMany: (entries, options) => run(() => begin("setMany", entries, options)),
@@ -443,17 +533,39 @@ export function remove(key: string, options?: StoreOptions): Promise<boolean> {
 export function clear(options?: StoreOptions): Promise<void> {
   return withDefault((client) => client.clear(options))
 }
-/** The keys of a store, in ascending code point order. @since 0.1.0 */
-export function keys(options?: StoreOptions): Promise<Array<string>> {
-  return withDefault((client) => client.keys(options))
+/** The keys of a store (or those a selector selects), in ascending code point order. @since 0.1.0 */
+export function keys(selector?: Selector): Promise<Array<string>> {
+  return withDefault((client) => client.keys(selector))
 }
 /** Whether a key exists. @since 0.1.0 */
 export function has(key: string, options?: StoreOptions): Promise<boolean> {
   return withDefault((client) => client.has(key, options))
 }
-/** The keys and values of a store, in ascending code point order of the key. @since 0.1.0 */
-export function entries<T = Json>(options?: StoreOptions): Promise<Array<{ key: string; value: T }>> {
-  return withDefault((client) => client.entries<T>(options))
+/** The entries of a store (or those a selector selects), in ascending code point order of the key. @since 0.1.0 */
+export function entries<T = Json>(selector?: Selector): Promise<Array<Entry<T>>> {
+  return withDefault((client) => client.entries<T>(selector))
+}
+/** The selected entries as an async iterable, read in bounded chunks; see `StorageApi.list`. @since 0.2.0 */
+export function list<T = Json>(selector?: Selector): AsyncIterableIterator<Entry<T>> {
+  if (defaultClient === undefined) {
+    // The default instance opens at the first step of the loop, as any other call would open it.
+    return (async function* () {
+      yield* await withDefault((client) => Promise.resolve(client.list<T>(selector)))
+    })()
+  }
+  return defaultClient.list<T>(selector)
+}
+/** One page of the selected entries and the cursor of the next; see `StorageApi.page`. @since 0.2.0 */
+export function page<T = Json>(options?: PageOptions): Promise<Page<T>> {
+  return withDefault((client) => client.page<T>(options))
+}
+/** How many keys a selector selects. @since 0.2.0 */
+export function count(selector?: Selector): Promise<number> {
+  return withDefault((client) => client.count(selector))
+}
+/** The value of a key with its metadata, or `null` when absent. @since 0.2.0 */
+export function getEntry<T = Json>(key: string, options?: StoreOptions): Promise<StoredEntry<T> | null> {
+  return withDefault((client) => client.getEntry<T>(key, options))
 }
 /** The values of the keys that exist. @since 0.1.0 */
 export function getMany<T = Json>(keys: Iterable<string>, options?: StoreOptions): Promise<Map<string, T>> {

@@ -16,6 +16,7 @@ import {
   type StorageError,
   StorageErrorCode
 } from "../src/index.js"
+import { rangeCases } from "./conformance-ranges.js"
 
 let storeCounter = 0
 /** A store name no other test uses. */
@@ -108,6 +109,8 @@ export const invalidNames: ReadonlyArray<readonly [string, unknown, string]> = [
 
 export const conformance = (name: string, layer: Layer.Layer<Storage, unknown>): void =>
   it.layer(layer, { timeout: "60 seconds" })(name, (it) => {
+    rangeCases("ranges", it, freshStore)
+
     it.effect("get returns None for an absent key and the value for a present one", () =>
       Effect.gen(function* () {
         const storage = yield* Storage

@@ -9,6 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
 import fc from "fast-check"
 import { isStorageError, layerMemory, layerSqlite, Storage, type StorageService } from "../src/index.js"
 import { openDatabase } from "../src/layers/Sqlite.js"
@@ -93,8 +94,16 @@ const call = (
       return storage.deleteMany(a as Array<string>, options)
     case 10:
       return storage.size(options)
-    default:
+    case 11:
       return storage.update(a as string, () => b, options)
+    case 12:
+      return storage.count(options)
+    case 13:
+      return storage.page(options)
+    case 14:
+      return Stream.runCollect(storage.list(options))
+    default:
+      return storage.getEntry(a as string, options)
   }
 }
 
@@ -113,7 +122,27 @@ for (const [name, layer] of layers) {
   it.layer(layer, { timeout: "120 seconds" })(name, (it) => {
     it.effect.prop(
       "random garbage at every operation: stored exactly, or refused with 9004/9006, and other data untouched",
-      [fc.nat(11), garbage, garbage, fc.oneof(garbage, fc.record({ store: garbage }))],
+      [
+        fc.nat(15),
+        garbage,
+        garbage,
+        fc.oneof(
+          garbage,
+          fc.record({ store: garbage }),
+          // Selectors: every option, each either missing, plausible or garbage.
+          fc.record(
+            {
+              prefix: fc.oneof(hostileString, garbage),
+              start: fc.oneof(hostileString, garbage),
+              end: fc.oneof(hostileString, garbage),
+              reverse: fc.oneof(fc.boolean(), garbage),
+              limit: fc.oneof(fc.integer({ min: -2, max: 2000 }), garbage),
+              cursor: fc.oneof(hostileString, garbage)
+            },
+            { requiredKeys: [] }
+          )
+        )
+      ],
       ([op, a, b, c]) =>
         Effect.gen(function* () {
           const storage = yield* Storage
@@ -159,6 +188,7 @@ it("the schema is unchanged by all of that", () => {
   db.close()
   expect(schema).toEqual([
     { type: "table", name: "runtime_storage", tbl_name: "runtime_storage" },
+    { type: "index", name: "runtime_storage_key", tbl_name: "runtime_storage" },
     { type: "table", name: "runtime_storage_migrations", tbl_name: "runtime_storage_migrations" }
   ])
 })

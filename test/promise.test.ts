@@ -4,6 +4,7 @@ import Database from "better-sqlite3"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
 import { afterEach, describe, expect, it } from "vitest"
 import { Storage, type StorageError, type StorageService } from "../src/index.js"
 import * as storage from "../src/promise.js"
@@ -33,9 +34,17 @@ const adapt = (client: storage.StorageClient): StorageService => {
     set: (key, value, options) => call(() => client.set(key, value, options)),
     remove: (key, options) => call(() => client.remove(key, options)),
     clear: (options) => call(() => client.clear(options)),
-    keys: (options) => call(() => client.keys(options)),
+    keys: (selector) => call(() => client.keys(selector)),
     has: (key, options) => call(() => client.has(key, options)),
-    entries: (options) => call(() => client.entries(options)),
+    entries: (selector) => call(() => client.entries(selector)),
+    list: (selector) => Stream.fromAsyncIterable(client.list(selector), (error) => error as StorageError),
+    page: (options) => call(() => client.page(options)),
+    count: (selector) => call(() => client.count(selector)),
+    getEntry: (key, options) =>
+      Effect.map(
+        call(() => client.getEntry(key, options)),
+        Option.fromNullable
+      ),
     getMany: (keys, options) => call(() => client.getMany(keys, options)),
     setMany: (entries, options) => call(() => client.setMany(entries, options)),
     deleteMany: (keys, options) => call(() => client.deleteMany(keys, options)),
@@ -93,7 +102,11 @@ describe("open()", () => {
     await client.setMany({ a: { n: 1 }, b: [2], c: null })
     await client.set("a", "other store", { store: "s2" })
     const raw = new Database(filename)
-    raw.prepare("INSERT INTO runtime_storage VALUES ('default', 'broken', '{oops', 0, 0)").run()
+    raw
+      .prepare(
+        "INSERT INTO runtime_storage (store, key, value, created_at, updated_at) VALUES ('default', 'broken', '{oops', 0, 0)"
+      )
+      .run()
     raw.close()
     const results = await Promise.allSettled([
       // The first get of a tick runs at once; the ones after it are answered together.

@@ -83,10 +83,15 @@ describe("layerSqlite on a file", () => {
       yield* withStorage(layerSqlite({ filename }), (storage) => storage.set("k", 2))
       const db = raw(filename)
       expect(db.prepare("SELECT migration_id, name FROM runtime_storage_migrations").all()).toEqual([
-        { migration_id: 1, name: "create_runtime_storage" }
+        { migration_id: 1, name: "create_runtime_storage" },
+        { migration_id: 2, name: "rowid_table_and_key_index" }
       ])
       const table = db.prepare("SELECT sql FROM sqlite_schema WHERE name = 'runtime_storage'").pluck().get()
-      expect(table).toMatch(/WITHOUT ROWID/)
+      // Schema 2: a rowid table (a large value no longer slows the other keys), keyed by a unique index.
+      expect(table).not.toMatch(/WITHOUT ROWID/)
+      expect(db.prepare("PRAGMA index_list(runtime_storage)").all()).toMatchObject([
+        { name: "runtime_storage_key", unique: 1 }
+      ])
       const row = db.prepare("SELECT created_at, updated_at FROM runtime_storage WHERE key = 'k'").get() as {
         created_at: number
         updated_at: number
@@ -240,7 +245,7 @@ describe("layerSql", () => {
       const filename = freshFile()
       yield* withStorage(layerSqlite({ filename }), (storage) => storage.set("k", 1))
       const db = raw(filename)
-      db.prepare("INSERT INTO runtime_storage_migrations VALUES (2, 'future', 0)").run()
+      db.prepare("INSERT INTO runtime_storage_migrations VALUES (99, 'future', 0)").run()
       db.close()
       const error = yield* Effect.flip(
         withStorage(layerSql().pipe(Layer.provide(sqliteClient(filename))), (storage) => storage.get("k"))

@@ -9,9 +9,19 @@
  */
 import type * as Effect from "effect/Effect"
 import type { StorageError } from "../errors/StorageError.js"
+import type { Range } from "./selector.js"
 
 /** A stored key with its JSON text. */
 export type Row = readonly [key: string, text: string]
+
+/** A stored value with its metadata: its JSON text and when it was created and last written (ms since the epoch). */
+export type MetaRow = readonly [text: string, createdAt: number, updatedAt: number]
+
+/**
+ * What a row weighs against the byte budget of a `scan`: the length of its key and text. Every backend and the
+ * service count the same way, so the service can tell a scan cut short by its budget from one that ran out of rows.
+ */
+export const weigh = (row: Row): number => row[0].length + row[1].length
 
 /** The primitives, in their synchronous form. They throw `ReadFailed`, `WriteFailed` or `DatabaseError`. */
 export interface Primitives {
@@ -20,10 +30,17 @@ export interface Primitives {
   /** The rows of the given (distinct) keys that exist, in any order. */
   readonly getMany: (store: string, keys: ReadonlyArray<string>) => ReadonlyArray<Row>
   readonly has: (store: string, key: string) => boolean
-  /** All keys of the store, in ascending code point order. */
-  readonly keys: (store: string) => ReadonlyArray<string>
-  /** All rows of the store, in ascending code point order of the key. */
-  readonly entries: (store: string) => ReadonlyArray<Row>
+  /** The JSON text of a key with its timestamps, or `undefined`. */
+  readonly getEntry: (store: string, key: string) => MetaRow | undefined
+  /** The keys of the range, in its order, at most its limit. */
+  readonly scanKeys: (store: string, range: Range) => ReadonlyArray<string>
+  /**
+   * The rows of the range, in its order, at most its limit. A synchronous backend also stops after the row that
+   * brings the summed {@link weigh}t to `maxBytes` or more (an effectful one may return the whole limit).
+   */
+  readonly scan: (store: string, range: Range, maxBytes: number) => ReadonlyArray<Row>
+  /** How many keys the range holds (at most its limit). */
+  readonly count: (store: string, range: Range) => number
   /** Total UTF-8 bytes of the stored JSON texts of the store. */
   readonly size: (store: string) => number
   /** Inserts or overwrites the rows (distinct keys): all of them or, on failure, none. */

@@ -4,6 +4,7 @@
  */
 import * as Effect from "effect/Effect"
 import { DatabaseError } from "../errors/StorageError.js"
+import type { Range } from "./selector.js"
 
 /** The table of values, keyed by `(store, key)`. */
 export const TABLE = "runtime_storage"
@@ -19,9 +20,14 @@ export interface Migration {
   readonly statements: ReadonlyArray<string>
 }
 
-/** The migrations, in order. A database with a higher applied id than the last one here is newer than us. */
+/**
+ * The migrations, in order. A database with a higher applied id than the last one here is newer than us. A released
+ * migration is never changed: a new schema is a new migration, and `test/fixtures/` keeps a database of every
+ * released version to prove the upgrade from it.
+ */
 export const migrations: ReadonlyArray<Migration> = [
   {
+    // 0.1.0.
     id: 1,
     name: "create_runtime_storage",
     statements: [
@@ -34,6 +40,30 @@ export const migrations: ReadonlyArray<Migration> = [
         PRIMARY KEY (store, key)
       ) WITHOUT ROWID`
     ]
+  },
+  {
+    // A rowid table, with (store, key) in an index of its own. In the WITHOUT ROWID table of schema 1 a large value
+    // lived inside the key's b-tree, so every operation on the other keys of its store walked past its overflow
+    // pages (with one 50 MB value, deleting 1,000 small keys took 35 s). Now the index holds only (store, key,
+    // rowid): key lookups, key listings and counts never read a value, and `value` is the last column, so reading
+    // a row's timestamps never walks its value's overflow chain either.
+    id: 2,
+    name: "rowid_table_and_key_index",
+    statements: [
+      `CREATE TABLE ${TABLE}_v2 (
+        id INTEGER PRIMARY KEY,
+        store TEXT NOT NULL,
+        key TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        value TEXT NOT NULL
+      )`,
+      `INSERT INTO ${TABLE}_v2 (store, key, created_at, updated_at, value)
+        SELECT store, key, created_at, updated_at, value FROM ${TABLE} ORDER BY store, key`,
+      `DROP TABLE ${TABLE}`,
+      `ALTER TABLE ${TABLE}_v2 RENAME TO ${TABLE}`,
+      `CREATE UNIQUE INDEX ${TABLE}_key ON ${TABLE} (store, key)`
+    ]
   }
 ]
 
@@ -42,16 +72,31 @@ export const LATEST_MIGRATION = migrations[migrations.length - 1]!.id
 
 const placeholders = (count: number, group: string): string => Array.from({ length: count }, () => group).join(", ")
 
+/** What a range statement reads. */
+export type RangeRead = "keys" | "entries" | "count"
+
 /** The statements of the SQL backends. `?` parameters, in the order noted. */
 export const Sql = {
   /** (store, key) → value */
   get: `SELECT value FROM ${TABLE} WHERE store = ? AND key = ?`,
   /** (store, key) → one row when present */
   has: `SELECT 1 AS present FROM ${TABLE} WHERE store = ? AND key = ?`,
-  /** (store) → key, ordered by BINARY collation: code point order on UTF-8 */
-  keys: `SELECT key FROM ${TABLE} WHERE store = ? ORDER BY key`,
-  /** (store) → key, value */
-  entries: `SELECT key, value FROM ${TABLE} WHERE store = ? ORDER BY key`,
+  /** (store, key) → value, created_at, updated_at */
+  getEntry: `SELECT value, created_at, updated_at FROM ${TABLE} WHERE store = ? AND key = ?`,
+  /**
+   * (store, [lower], [upper], limit) → key / key, value / count: the keys of a range, ordered by BINARY collation
+   * (code point order on UTF-8). A limit of -1 is no limit; a count without a limit counts the index directly.
+   */
+  range: (read: RangeRead, lower: boolean, upper: boolean, reverse: boolean, limited: boolean): string => {
+    const where = `store = ?${lower ? " AND key >= ?" : ""}${upper ? " AND key < ?" : ""}`
+    if (read === "count") {
+      return limited
+        ? `SELECT count(*) AS count FROM (SELECT 1 FROM ${TABLE} WHERE ${where} LIMIT ?)`
+        : `SELECT count(*) AS count FROM ${TABLE} WHERE ${where}`
+    }
+    const columns = read === "keys" ? "key" : "key, value"
+    return `SELECT ${columns} FROM ${TABLE} WHERE ${where} ORDER BY key${reverse ? " DESC" : ""} LIMIT ?`
+  },
   /** (store) → size: UTF-8 bytes of the stored JSON text */
   size: `SELECT COALESCE(SUM(length(CAST(value AS BLOB))), 0) AS size FROM ${TABLE} WHERE store = ?`,
   /** (store) */
@@ -66,6 +111,19 @@ export const Sql = {
   /** (store, ...keys) */
   deleteIn: (keys: number): string => `DELETE FROM ${TABLE} WHERE store = ? AND key IN (${placeholders(keys, "?")})`
 } as const
+
+/** The parameters of {@link Sql.range} for a store and a range. */
+export const rangeParameters = (store: string, range: Range, read: RangeRead): Array<unknown> => {
+  const parameters: Array<unknown> = [store]
+  if (range.lower !== undefined) parameters.push(range.lower)
+  if (range.upper !== undefined) parameters.push(range.upper)
+  if (read !== "count" || range.limit !== undefined) parameters.push(range.limit ?? -1)
+  return parameters
+}
+
+/** The statement of {@link Sql.range} for a range. */
+export const rangeSql = (read: RangeRead, range: Range): string =>
+  Sql.range(read, range.lower !== undefined, range.upper !== undefined, range.reverse, range.limit !== undefined)
 
 /**
  * A write that changes nothing. As the first statement of a deferred transaction (`BEGIN`, which @effect/sql's

@@ -12,7 +12,8 @@ export const MAX_STORE_BYTES = 256
 /** The store used when a call names none. */
 export const DEFAULT_STORE = "default"
 
-const describeType = (value: unknown): string => {
+/** How a value is named in an error message: its type, and its value when that is short. */
+export const describeType = (value: unknown): string => {
   if (value === null) return "null"
   if (Array.isArray(value)) return "an array"
   switch (typeof value) {
@@ -37,6 +38,14 @@ const describeType = (value: unknown): string => {
 const nameProblem = (value: unknown, what: string, maxBytes: number): string | undefined => {
   if (typeof value !== "string") return `${what} must be a string, got ${describeType(value)}`
   if (value.length === 0) return `${what} must not be empty`
+  return textProblem(value, what, maxBytes)
+}
+
+/**
+ * Why a string is not well-formed or longer than `maxBytes` UTF-8 bytes, or `undefined` when it is fine: the rule
+ * for keys and store names, and for the bounds of a selector (which may be empty).
+ */
+export const textProblem = (value: string, what: string, maxBytes: number): string | undefined => {
   if (!value.isWellFormed()) {
     return `${what} ${quote(value)} contains a lone surrogate (it is not well-formed UTF-16 and cannot be stored as UTF-8)`
   }
@@ -58,7 +67,7 @@ export const checkKey = (key: unknown): InvalidKeyError | undefined => {
  * The error for a caller's object (a getter, a proxy, an iterator) that threw while a check read it, with the thrown
  * value as `cause`; the library's own errors (a refusal thrown from a setMany entry) are rethrown as they are.
  */
-const unreadable = (what: string, cause: unknown): InvalidKeyError => {
+export const unreadable = (what: string, cause: unknown): InvalidKeyError => {
   if (isStorageError(cause)) throw cause
   const detail = cause instanceof Error ? `: ${cause.message}` : ""
   return new InvalidKeyError({ reason: `${what} could not be read, it threw${detail}`, cause })

@@ -9,9 +9,9 @@ import { SqlError } from "@effect/sql/SqlError"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { DatabaseError, type ReadFailedError, type WriteFailedError } from "../errors/StorageError.js"
-import type { EffectPrimitives, Row } from "../internal/backend.js"
+import type { EffectPrimitives, MetaRow, Row } from "../internal/backend.js"
 import { openFailure, readFailure, writeFailure } from "../internal/failure.js"
-import { CHUNK, chunks, LOCK_TABLE, migrate, Sql } from "../internal/schema.js"
+import { CHUNK, chunks, LOCK_TABLE, migrate, rangeParameters, rangeSql, Sql } from "../internal/schema.js"
 import { make, Storage } from "../services/Storage.js"
 
 /**
@@ -30,6 +30,11 @@ interface KeyRow {
 interface KeyValueRow {
   readonly key: string
   readonly value: string
+}
+interface EntryRow {
+  readonly value: string
+  readonly created_at: number | bigint
+  readonly updated_at: number | bigint
 }
 
 const isSqlError = (u: unknown): u is SqlError => u instanceof SqlError
@@ -74,15 +79,29 @@ const makePrimitives = (sql: SqlClient.SqlClient): EffectPrimitives => {
         Effect.map((rows) => rows.length > 0),
         read("has", store)
       ),
-    keys: (store) =>
-      query<KeyRow>(Sql.keys, [store]).pipe(
+    getEntry: (store, key) =>
+      query<EntryRow>(Sql.getEntry, [store, key]).pipe(
+        Effect.map((rows): MetaRow | undefined => {
+          const row = rows[0]
+          return row === undefined ? undefined : [row.value, Number(row.created_at), Number(row.updated_at)]
+        }),
+        read("getEntry", store)
+      ),
+    scanKeys: (store, range) =>
+      query<KeyRow>(rangeSql("keys", range), rangeParameters(store, range, "keys")).pipe(
         Effect.map((rows) => rows.map((row) => row.key)),
         read("keys", store)
       ),
-    entries: (store) =>
-      query<KeyValueRow>(Sql.entries, [store]).pipe(
+    // A query returns all its rows at once: the byte budget is left to the caller's chunk sizes.
+    scan: (store, range) =>
+      query<KeyValueRow>(rangeSql("entries", range), rangeParameters(store, range, "entries")).pipe(
         Effect.map((rows) => rows.map((row): Row => [row.key, row.value])),
         read("entries", store)
+      ),
+    count: (store, range) =>
+      query<{ readonly count: number | bigint }>(rangeSql("count", range), rangeParameters(store, range, "count")).pipe(
+        Effect.map((rows) => Number(rows[0]?.count ?? 0)),
+        read("count", store)
       ),
     size: (store) =>
       query<{ readonly size: number | bigint }>(Sql.size, [store]).pipe(

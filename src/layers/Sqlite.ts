@@ -14,10 +14,20 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import { DatabaseError, isStorageError, type StorageError } from "../errors/StorageError.js"
-import type { Primitives, Row } from "../internal/backend.js"
+import { type MetaRow, type Primitives, type Row, weigh } from "../internal/backend.js"
 import { openFailure, readFailure, sqliteCodeOf, writeFailure } from "../internal/failure.js"
 import { quote } from "../internal/quote.js"
-import { CHUNK, chunks, type MigrationDriver, migrate, Sql } from "../internal/schema.js"
+import {
+  CHUNK,
+  chunks,
+  type MigrationDriver,
+  migrate,
+  type RangeRead,
+  rangeParameters,
+  rangeSql,
+  Sql
+} from "../internal/schema.js"
+import type { Range } from "../internal/selector.js"
 import { make, Storage } from "../services/Storage.js"
 
 /**
@@ -208,8 +218,7 @@ const makePrimitives = (db: Database.Database): Primitives => {
   const prepare = (sql: string): Statement => db.prepare(sql) as Statement
   const get = prepare(Sql.get).pluck()
   const has = prepare(Sql.has).pluck()
-  const keys = prepare(Sql.keys).pluck()
-  const entries = prepare(Sql.entries).raw()
+  const getEntry = prepare(Sql.getEntry).raw()
   const size = prepare(Sql.size).pluck()
   const clear = prepare(Sql.clear)
   const upsert = prepare(Sql.upsert(1))
@@ -224,6 +233,34 @@ const makePrimitives = (db: Database.Database): Primitives => {
       inLists.set(id, statement)
     }
     return statement
+  }
+  // Range statements are prepared once per shape (which bounds, which direction) and kept: at most 20 of them.
+  const ranges = new Map<string, Statement>()
+  const rangeStatement = (read: RangeRead, range: Range): Statement => {
+    const sql = rangeSql(read, range)
+    let statement = ranges.get(sql)
+    if (statement === undefined) {
+      statement = prepare(sql)
+      if (read === "entries") statement.raw()
+      else statement.pluck()
+      ranges.set(sql, statement)
+    }
+    return statement
+  }
+  /** Rows of a range; with a byte budget, read one at a time and stopped once the budget is reached. */
+  const scan = (store: string, range: Range, maxBytes: number): Array<Row> => {
+    const statement = rangeStatement("entries", range)
+    const parameters = rangeParameters(store, range, "entries")
+    if (maxBytes === Number.POSITIVE_INFINITY) return statement.all(...parameters) as Array<Row>
+    const rows: Array<Row> = []
+    let bytes = 0
+    // Leaving the loop early closes the iterator: no statement stays open after this call.
+    for (const row of statement.iterate(...parameters) as IterableIterator<Row>) {
+      rows.push(row)
+      bytes += weigh(row)
+      if (bytes >= maxBytes) break
+    }
+    return rows
   }
   const writeRows = db.transaction((store: string, rows: ReadonlyArray<Row>) => {
     const now = Date.now()
@@ -280,8 +317,16 @@ const makePrimitives = (db: Database.Database): Primitives => {
           : readChunks(store, keys)
       ),
     has: (store, key) => read("has", store, () => has.get(store, key) !== undefined),
-    keys: (store) => read("keys", store, () => keys.all(store) as Array<string>),
-    entries: (store) => read("entries", store, () => entries.all(store) as Array<Row>),
+    getEntry: (store, key) => read("getEntry", store, () => getEntry.get(store, key) as MetaRow | undefined),
+    scanKeys: (store, range) =>
+      read(
+        "keys",
+        store,
+        () => rangeStatement("keys", range).all(...rangeParameters(store, range, "keys")) as Array<string>
+      ),
+    scan: (store, range, maxBytes) => read("entries", store, () => scan(store, range, maxBytes)),
+    count: (store, range) =>
+      read("count", store, () => Number(rangeStatement("count", range).get(...rangeParameters(store, range, "count")))),
     size: (store) => read("size", store, () => Number(size.get(store))),
     setMany: (store, rows) =>
       write(rows.length === 1 ? "set" : "setMany", store, () => {

@@ -3,9 +3,11 @@
  *
  * @since 0.1.0
  */
+import * as Chunk from "effect/Chunk"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
 import type { DatabaseError, ReadFailedError, StorageError, WriteFailedError } from "../errors/StorageError.js"
 import {
   GenericError,
@@ -14,10 +16,11 @@ import {
   NotFoundError,
   SerializationError
 } from "../errors/StorageError.js"
-import type { Backend, EffectPrimitives, Primitives, Row } from "../internal/backend.js"
+import { type Backend, type EffectPrimitives, type Primitives, type Row, weigh } from "../internal/backend.js"
 import { InvalidStoredJson, parse, serialize } from "../internal/json.js"
 import { compareCodePoints } from "../internal/order.js"
 import { quote } from "../internal/quote.js"
+import { after, encodeCursor, type Range, type Selection, select, selectPage } from "../internal/selector.js"
 import { checkKey, checkKeyList, eachEntry, resolveStore } from "../internal/validate.js"
 
 /**
@@ -44,6 +47,53 @@ export interface StoreOptions {
 export interface Entry<A = Json> {
   readonly key: string
   readonly value: A
+}
+
+/**
+ * Which keys of a store a read selects. `prefix` keeps the keys that start with it, `start` is inclusive and `end`
+ * exclusive, and all the bounds given apply together. Keys come in ascending code point order, descending with
+ * `reverse: true`, at most `limit` of them (a positive integer). Any other option name, or a bound that is not a
+ * string, is refused with `InvalidKey` (9004) before anything is read.
+ *
+ * @since 0.2.0
+ */
+export interface Selector extends StoreOptions {
+  readonly prefix?: string | undefined
+  readonly start?: string | undefined
+  readonly end?: string | undefined
+  readonly reverse?: boolean | undefined
+  readonly limit?: number | undefined
+}
+
+/**
+ * The options of `page`: a selector whose `limit` is the page size (default 100, at most 1000), and the `cursor` of
+ * the previous page (none for the first page).
+ *
+ * @since 0.2.0
+ */
+export interface PageOptions extends Selector {
+  readonly cursor?: string | undefined
+}
+
+/**
+ * One page of entries, and the cursor that reads the next page: `null` when this page is the last one.
+ *
+ * @since 0.2.0
+ */
+export interface Page<A = Json> {
+  readonly entries: ReadonlyArray<Entry<A>>
+  readonly cursor: string | null
+}
+
+/**
+ * A stored entry with its metadata, as `getEntry` reads it: when the key was first created (kept across
+ * overwrites, until it is removed) and last written, in milliseconds since the epoch.
+ *
+ * @since 0.2.0
+ */
+export interface StoredEntry<A = Json> extends Entry<A> {
+  readonly createdAt: number
+  readonly updatedAt: number
 }
 
 /**
@@ -121,12 +171,29 @@ export interface StorageService {
   readonly remove: (key: string, options?: StoreOptions) => Effect.Effect<boolean, RemoveError>
   /** Removes every key of the store, and of no other store. */
   readonly clear: (options?: StoreOptions) => Effect.Effect<void, RemoveError>
-  /** The keys of the store, in ascending code point order. */
-  readonly keys: (options?: StoreOptions) => Effect.Effect<ReadonlyArray<string>, ReadError>
+  /** The keys of the store (or of the selected range), in ascending code point order. */
+  readonly keys: (selector?: Selector) => Effect.Effect<ReadonlyArray<string>, ReadError>
   /** Whether the key exists. */
   readonly has: (key: string, options?: StoreOptions) => Effect.Effect<boolean, ReadError>
-  /** The keys and values of the store, in ascending code point order of the key. */
-  readonly entries: (options?: StoreOptions) => Effect.Effect<ReadonlyArray<Entry>, ReadValueError>
+  /** The keys and values of the store (or of the selected range), in ascending code point order of the key. */
+  readonly entries: (selector?: Selector) => Effect.Effect<ReadonlyArray<Entry>, ReadValueError>
+  /**
+   * The entries of the selected range as a stream, read in bounded chunks (each one query; nothing is held open
+   * between chunks), so memory stays bounded however large the store, and interrupting the stream releases
+   * everything at once. A key that exists, unchanged, for the whole stream is seen exactly once, in order; a key
+   * written or removed while the stream runs may or may not be seen, and is never seen twice.
+   */
+  readonly list: (selector?: Selector) => Stream.Stream<Entry, ReadValueError>
+  /**
+   * One page of the selected range, with the cursor of the next page (`null` after the last page). A cursor is an
+   * opaque string that outlives the process; one that is malformed, altered, or made for another selector is
+   * refused with `InvalidKey` (9004).
+   */
+  readonly page: (options?: PageOptions) => Effect.Effect<Page, ReadValueError>
+  /** How many keys the selector selects (at most its `limit`). */
+  readonly count: (selector?: Selector) => Effect.Effect<number, ReadError>
+  /** The value of a key with its metadata, or `None` when the key is absent. */
+  readonly getEntry: (key: string, options?: StoreOptions) => Effect.Effect<Option.Option<StoredEntry>, ReadValueError>
   /** The values of the keys that exist, in ascending code point order of the key. */
   readonly getMany: (
     keys: Iterable<string>,
@@ -247,16 +314,36 @@ const programs = {
   *clear(options?: StoreOptions): Program<void> {
     yield* call("clear", storeOf(options))
   },
-  *keys(options?: StoreOptions): Program<ReadonlyArray<string>> {
-    return yield* call("keys", storeOf(options))
+  *keys(selector?: Selector): Program<ReadonlyArray<string>> {
+    const { store, range, empty } = select(selector)
+    return empty ? [] : yield* call("scanKeys", store, range)
   },
   *has(key: string, options?: StoreOptions): Program<boolean> {
     const store = storeOf(options)
     return yield* call("has", store, requireKey(key))
   },
-  *entries(options?: StoreOptions): Program<ReadonlyArray<Entry>> {
+  *entries(selector?: Selector): Program<ReadonlyArray<Entry>> {
+    const { store, range, empty } = select(selector)
+    return empty ? [] : decodeRows(store, yield* call("scan", store, range, Number.POSITIVE_INFINITY))
+  },
+  *page(options?: PageOptions): Program<Page> {
+    const { selection, range, size } = selectPage(options)
+    if (selection.empty) return { entries: [], cursor: null }
+    const rows = yield* call("scan", selection.store, range, Number.POSITIVE_INFINITY)
+    // One row more than the page holds was read: it tells whether there is a next page.
+    const entries = decodeRows(selection.store, rows.length > size ? rows.slice(0, size) : rows)
+    return { entries, cursor: rows.length > size ? encodeCursor(selection, entries[size - 1]!.key) : null }
+  },
+  *count(selector?: Selector): Program<number> {
+    const { store, range, empty } = select(selector)
+    return empty ? 0 : yield* call("count", store, range)
+  },
+  *getEntry(key: string, options?: StoreOptions): Program<Option.Option<StoredEntry>> {
     const store = storeOf(options)
-    return decodeRows(store, yield* call("entries", store))
+    const row = yield* call("getEntry", store, requireKey(key))
+    if (row === undefined) return Option.none()
+    const [text, createdAt, updatedAt] = row
+    return Option.some({ key, value: decode(store, key, text), createdAt, updatedAt })
   },
   *getMany(keys: Iterable<string>, options?: StoreOptions): Program<ReadonlyMap<string, Json>> {
     const checked = requireKeys(keys)
@@ -323,6 +410,64 @@ const programs = {
   }
 }
 
+/**
+ * Where a list stands: what is left of its range (its limit: how many entries it may still give) and how many rows
+ * its next chunk reads.
+ *
+ * @internal
+ */
+export interface ListState {
+  readonly store: string
+  readonly range: Range
+  readonly chunk: number
+}
+
+/** The first chunk of a list reads few rows, so a caller who stops early reads little; chunks then grow to this. */
+const FIRST_CHUNK = 32
+const MAX_CHUNK = 1024
+/** What a chunk of a list aims to weigh at most (see `weigh`): large values are read a few at a time. */
+const CHUNK_BYTES = 1 << 20
+
+/**
+ * Checks the selector of a list and gives its first state, or `undefined` when it selects nothing. Throws the
+ * library's error when the selector is refused.
+ *
+ * @internal
+ */
+export const startList = (selector: unknown): ListState | undefined => {
+  const selection: Selection = select(selector)
+  return selection.empty ? undefined : { store: selection.store, range: selection.range, chunk: FIRST_CHUNK }
+}
+
+/** The chunks of a list: each one bounded query, with the state of the next chunk (`undefined` at the end). */
+const listPrograms = {
+  *listChunk(state: ListState): Program<readonly [ReadonlyArray<Entry>, ListState | undefined]> {
+    const { store, range, chunk } = state
+    const want = range.limit === undefined ? chunk : Math.min(chunk, range.limit)
+    const rows = yield* call("scan", store, { ...range, limit: want }, CHUNK_BYTES)
+    const entries = decodeRows(store, rows)
+    let bytes = 0
+    for (const row of rows) bytes += weigh(row)
+    // Fewer rows than asked for, without reaching the byte budget, means the range has no more.
+    if (rows.length === 0 || (rows.length < want && bytes < CHUNK_BYTES) || rows.length === range.limit) {
+      return [entries, undefined]
+    }
+    const rest = after(range, rows[rows.length - 1]![0])
+    return [
+      entries,
+      {
+        store,
+        range: { ...rest, limit: range.limit === undefined ? undefined : range.limit - rows.length },
+        // Light chunks grow; heavy ones shrink toward the byte budget (an effectful backend reads whole limits).
+        chunk:
+          bytes >= CHUNK_BYTES
+            ? Math.max(1, Math.floor((rows.length * CHUNK_BYTES) / bytes))
+            : Math.min(MAX_CHUNK, chunk * 4)
+      }
+    ]
+  }
+}
+
 /** Runs the rest of a program on synchronous primitives, from its first step: its result, or it throws. */
 const finishSync = <A>(primitives: Primitives, program: Program<A>, first: IteratorResult<Call, A>): A => {
   let step = first
@@ -365,7 +510,8 @@ const runEffect = <A>(primitives: EffectPrimitives, program: Program<A>): Effect
   return next(undefined)
 }
 
-type Programs = typeof programs
+type Programs = typeof programs & typeof listPrograms
+const operations: Programs = { ...programs, ...listPrograms }
 type Result<K extends keyof Programs> = ReturnType<Programs[K]> extends Program<infer A> ? A : never
 
 /**
@@ -385,7 +531,7 @@ export interface Begun<A> {
  * @internal
  */
 export const begin = <K extends keyof Programs>(name: K, ...args: Parameters<Programs[K]>): Begun<Result<K>> => {
-  const program = (programs[name] as (...args: Parameters<Programs[K]>) => Program<Result<K>>)(...args)
+  const program = (operations[name] as (...args: Parameters<Programs[K]>) => Program<Result<K>>)(...args)
   let first: IteratorResult<Call, Result<K>>
   try {
     first = program.next()
@@ -403,36 +549,45 @@ export const begin = <K extends keyof Programs>(name: K, ...args: Parameters<Pro
   }
 }
 
-const mapPrograms = <F>(f: <A>(program: (...args: Array<never>) => Program<A>) => F): Record<keyof Programs, F> => {
-  const result = {} as Record<keyof Programs, F>
-  for (const name of Object.keys(programs) as Array<keyof Programs>) {
-    result[name] = f(programs[name] as (...args: Array<never>) => Program<unknown>)
-  }
-  return result
-}
-
 /**
- * Builds the service from a backend's primitives. Validation, serialization, decoding and the order of `getMany`
- * live in the programs above, once, so every backend behaves the same by construction.
+ * Builds the service from a backend's primitives. Validation, serialization, decoding, ranges and the order of
+ * `getMany` live in the programs above, once, so every backend behaves the same by construction.
  *
  * @internal
  */
-export const make = (backend: Backend): StorageService =>
-  (backend._tag === "Sync"
-    ? mapPrograms(
-        (program) =>
-          (...args: Array<never>) =>
-            Effect.suspend(() => {
-              const run = program(...args)
-              try {
-                return Effect.succeed(finishSync(backend.primitives, run, run.next()))
-              } catch (thrown) {
-                return Effect.fail(asStorageError(thrown))
-              }
-            })
+export const make = (backend: Backend): StorageService => {
+  const run: <A>(start: () => Program<A>) => Effect.Effect<A, StorageError> =
+    backend._tag === "Sync"
+      ? (start) =>
+          Effect.suspend(() => {
+            const program = start()
+            try {
+              return Effect.succeed(finishSync(backend.primitives, program, program.next()))
+            } catch (thrown) {
+              return Effect.fail(asStorageError(thrown))
+            }
+          })
+      : (start) => Effect.suspend(() => runEffect(backend.primitives, start()))
+  const service = {} as Record<keyof typeof programs, unknown>
+  for (const name of Object.keys(programs) as Array<keyof typeof programs>) {
+    const program = programs[name] as (...args: ReadonlyArray<unknown>) => Program<unknown>
+    service[name] = (...args: ReadonlyArray<unknown>) => run(() => program(...args))
+  }
+  const list = (selector?: Selector): Stream.Stream<Entry, StorageError> =>
+    Stream.suspend(() => {
+      let state: ListState | undefined
+      try {
+        state = startList(selector)
+      } catch (thrown) {
+        return Stream.fail(asStorageError(thrown))
+      }
+      if (state === undefined) return Stream.empty
+      return Stream.paginateChunkEffect(state, (current) =>
+        Effect.map(
+          run(() => listPrograms.listChunk(current)),
+          ([entries, next]) => [Chunk.unsafeFromArray(entries), Option.fromNullable(next)] as const
+        )
       )
-    : mapPrograms(
-        (program) =>
-          (...args: Array<never>) =>
-            Effect.suspend(() => runEffect(backend.primitives, program(...args)))
-      )) as unknown as StorageService
+    })
+  return { ...service, list } as unknown as StorageService
+}
