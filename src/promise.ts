@@ -177,27 +177,72 @@ const mapBegun = <A, B>(begun: Begun<A>, f: (a: A) => B): Begun<B> => ({
 
 /**
  * The async iterable of `list`: its selector is checked when it is called (a refusal rejects the first step), and
- * each chunk is one call of the client, made when the loop reaches it.
+ * each chunk is one call of the client, made when the loop reaches it. Entries of a chunk already read are given
+ * at once (no generator machinery per entry: streaming a large store costs about what reading it costs).
  */
-async function* listEntries<T>(
-  run: <A>(start: () => Begun<A>) => Promise<A>,
-  started: { readonly state: ListState | undefined } | { readonly refused: unknown }
-): AsyncGenerator<Entry<T>, void, undefined> {
-  if ("refused" in started) throw started.refused
-  let state = started.state
-  while (state !== undefined) {
-    const current: ListState = state
-    const [entries, next] = await run(() => begin("listChunk", current))
-    state = next
-    yield* entries as ReadonlyArray<Entry<T>>
-  }
-}
+class ListIterator<T> implements AsyncIterableIterator<Entry<T>> {
+  private buffer: ReadonlyArray<Entry<T>> = []
+  private index = 0
+  private state: ListState | undefined
+  private refused: unknown
+  private pending: Promise<IteratorResult<Entry<T>, undefined>> | undefined
+  private closed = false
 
-const startListing = (selector: unknown): { readonly state: ListState | undefined } | { readonly refused: unknown } => {
-  try {
-    return { state: startList(selector) }
-  } catch (refused) {
-    return { refused }
+  constructor(
+    private readonly run: <A>(start: () => Begun<A>) => Promise<A>,
+    selector: unknown
+  ) {
+    try {
+      this.state = startList(selector)
+    } catch (refused) {
+      this.refused = refused
+    }
+  }
+
+  next(): Promise<IteratorResult<Entry<T>, undefined>> {
+    // Steps asked for while a chunk is being read wait for it, in order.
+    if (this.pending !== undefined) {
+      const step = (): Promise<IteratorResult<Entry<T>, undefined>> => this.next()
+      return this.pending.then(step, step)
+    }
+    if (this.index < this.buffer.length) return Promise.resolve({ done: false, value: this.buffer[this.index++]! })
+    if (this.refused !== undefined) {
+      const refused = this.refused
+      this.refused = undefined
+      return Promise.reject(refused)
+    }
+    const state = this.state
+    if (state === undefined || this.closed) return Promise.resolve({ done: true, value: undefined })
+    const pending = this.run(() => begin("listChunk", state)).then(
+      ([entries, next]) => {
+        this.pending = undefined
+        if (this.closed) return { done: true, value: undefined } as const
+        this.buffer = entries as ReadonlyArray<Entry<T>>
+        this.index = 0
+        this.state = next
+        return this.next()
+      },
+      (error: unknown) => {
+        this.pending = undefined
+        this.state = undefined
+        throw error
+      }
+    )
+    this.pending = pending
+    return pending
+  }
+
+  /** Ends the list (what `break` calls): nothing more is read. */
+  return(): Promise<IteratorResult<Entry<T>, undefined>> {
+    this.closed = true
+    this.state = undefined
+    this.buffer = []
+    this.refused = undefined
+    return Promise.resolve({ done: true, value: undefined })
+  }
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<Entry<T>> {
+    return this
   }
 }
 
@@ -210,7 +255,7 @@ const makeApi = (run: <A>(start: () => Begun<A>) => Promise<A>): StorageApi => (
   keys: (selector) => run(() => begin("keys", selector) as Begun<Array<string>>),
   has: (key, options) => run(() => begin("has", key, options)),
   entries: <T>(selector?: Selector) => run(() => begin("entries", selector) as Begun<Array<Entry<T>>>),
-  list: <T>(selector?: Selector) => listEntries<T>(run, startListing(selector)),
+  list: <T>(selector?: Selector) => new ListIterator<T>(run, selector),
   page: <T>(options?: PageOptions) => run(() => begin("page", options) as Begun<Page<T>>),
   count: (selector) => run(() => begin("count", selector)),
   getEntry: <T>(key: string, options?: StoreOptions) =>

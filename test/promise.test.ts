@@ -238,6 +238,65 @@ describe("open()", () => {
     expect(fs.existsSync(path.dirname(filename))).toBe(false)
   })
 
+  it("list is an async iterable that checks its selector at once, rejects its first step, and stops on break", async () => {
+    const client = storage.open({ filename: freshFile() })
+    await client.setMany(Array.from({ length: 2000 }, (_, i) => [`k${String(i).padStart(4, "0")}`, i] as const))
+    // A refused selector: no synchronous throw; the first step of the loop rejects with 9004.
+    const refused = client.list({ limit: -1 })
+    const error = await refused.next().catch((error: unknown) => error)
+    expect(error).toMatchObject({ _tag: "InvalidKey", code: 9004 })
+    // Breaking out of the loop ends it: later calls, writes included, run at once.
+    const seen: Array<string> = []
+    for await (const { key, value } of client.list<number>({ prefix: "k1" })) {
+      const typed: number = value
+      seen.push(`${key}=${typed}`)
+      if (seen.length === 3) break
+    }
+    expect(seen).toEqual(["k1000=1000", "k1001=1001", "k1002=1002"])
+    await client.set("after", true)
+    expect(await client.count()).toBe(2001)
+    // Two lists at once, interleaved, each in its own order.
+    const up = client.list({ limit: 1500 })
+    const down = client.list({ reverse: true, limit: 1500 })
+    const pairs: Array<[string, string]> = []
+    for (let i = 0; i < 1500; i++) {
+      const [a, b] = await Promise.all([up.next(), down.next()])
+      pairs.push([(a.value as { key: string }).key, (b.value as { key: string }).key])
+    }
+    expect(pairs[0]).toEqual(["after", "k1999"])
+    expect(pairs[1499]).toEqual(["k1498", "k0500"])
+    expect((await up.next()).done).toBe(true)
+    // A list whose client is closed rejects its next chunk with 9000.
+    const open = client.list()
+    for (let i = 0; i < 32; i++) await open.next()
+    await client.close()
+    await expect(
+      (async () => {
+        for (let i = 0; i < 2000; i++) await open.next()
+      })()
+    ).rejects.toMatchObject({ code: 9000 })
+  })
+
+  it("page, count and getEntry type their results; a cursor outlives its client; an absent entry is null", async () => {
+    const filename = freshFile()
+    const writer = storage.open({ filename })
+    await writer.setMany({ "note:1": { title: "a" }, "note:2": { title: "b" }, other: 1 })
+    const first = await writer.page<{ title: string }>({ prefix: "note:", limit: 1 })
+    const title: string = first.entries[0]!.value.title
+    expect(title).toBe("a")
+    await writer.close()
+    // Another client (as after a restart) reads the next page with the cursor.
+    const client = storage.open({ filename })
+    const second = await client.page<{ title: string }>({ prefix: "note:", limit: 1, cursor: first.cursor! })
+    expect(second).toEqual({ entries: [{ key: "note:2", value: { title: "b" } }], cursor: null })
+    expect(await client.count({ prefix: "note:" })).toBe(2)
+    expect(await client.getEntry("missing")).toBeNull()
+    const entry = await client.getEntry<{ title: string }>("note:2")
+    expect(entry?.value.title).toBe("b")
+    expect(entry?.createdAt).toBe(entry?.updatedAt)
+    await client.close()
+  })
+
   it("closes with Symbol.asyncDispose, for `await using`", async () => {
     const filename = freshFile()
     const client = storage.open({ filename })

@@ -119,6 +119,39 @@ await close()
   })
 })
 
+describe("ranges through runtime:storage", () => {
+  it("list, page, count and getEntry work on the default instance, a list being its first call", () => {
+    const cwd = project({
+      "ranges.mjs": `
+import { list, page, count, getEntry, setMany, close } from "runtime:storage"
+const seen = []
+for await (const { key } of list({ prefix: "a" })) seen.push(key)
+await setMany({ a1: 1, a2: 2, b: 3 })
+for await (const { key, value } of list({ prefix: "a" })) seen.push(key + "=" + value)
+const first = await page({ limit: 2 })
+const rest = await page({ limit: 2, cursor: first.cursor })
+console.log(JSON.stringify({
+  seen,
+  count: await count({ prefix: "a" }),
+  pages: [first.entries.map((e) => e.key), rest.entries.map((e) => e.key), rest.cursor],
+  entry: (await getEntry("b")).value,
+  missing: await getEntry("c")
+}))
+await close()
+`
+    })
+    const result = runNode(cwd, "ranges.mjs", isolatedEnv(path.join(cwd, "home")))
+    expect(result.stderr).toBe("")
+    expect(JSON.parse(result.stdout)).toEqual({
+      seen: ["a1=1", "a2=2"],
+      count: 2,
+      pages: [["a1", "a2"], ["b"], null],
+      entry: 3,
+      missing: null
+    })
+  })
+})
+
 describe("the TypeScript declaration of runtime:storage", () => {
   it("type-checks the documented usage and rejects a wrong one", () => {
     const cwd = project({
@@ -135,7 +168,7 @@ describe("the TypeScript declaration of runtime:storage", () => {
         files: ["app.ts"]
       }),
       "app.ts": `
-import { get, set, entries, open, type StorageError } from "runtime:storage"
+import { get, set, entries, list, page, count, getEntry, open, type StorageError } from "runtime:storage"
 
 await set("recent_files", ["/a.txt"])
 const files: string[] | null = await get<string[]>("recent_files")
@@ -145,11 +178,24 @@ const all: Array<{ key: string; value: number }> = await entries<number>({ store
 const client = open({ app: "my-app", durability: "strict" })
 await client.close()
 const code = (error: StorageError): number => error.code
+for await (const entry of list<{ title: string }>({ prefix: "draft:", reverse: true, limit: 10 })) {
+  const title: string = entry.value.title
+  void title
+}
+const first = await page<number>({ prefix: "n:", limit: 50 })
+const next: number[] = (await page<number>({ prefix: "n:", cursor: first.cursor ?? undefined })).entries.map((e) => e.value)
+const drafts: number = await count({ prefix: "draft:" })
+const meta = await getEntry<string>("theme", { store: "settings" })
+const updated: number | undefined = meta?.updatedAt
+// @ts-expect-error a prefix is a string
+await count({ prefix: 5 })
+// @ts-expect-error reverse is a boolean
+list({ reverse: "yes" })
 // @ts-expect-error a key is a string
 await get(42)
 // @ts-expect-error stores are named by string
 await set("k", 1, { store: 7 })
-export { files, width, all, code }
+export { files, width, all, code, next, drafts, updated }
 `
     })
     const tsc = path.join(root, "node_modules", "typescript", "bin", "tsc")
