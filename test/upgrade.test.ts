@@ -59,71 +59,84 @@ const inspect = (filename: string) => {
 const digestOf = (rows: ReadonlyArray<StoredRow>): string =>
   createHash("sha256").update(JSON.stringify(rows)).digest("hex")
 
-describe("the database written by 0.1.0 (schema 1)", () => {
-  // Read from a copy: opening a WAL database, even to read, writes beside it.
-  const original = inspect(copyOf("v0.1.0/storage.db"))
+/** The database of every released version, written by `test/fixtures/<version>/make.mjs` with that version. */
+const released = [
+  { version: "v0.1.0", schema: 1 },
+  { version: "v0.2.0", schema: 2 }
+] as const
 
-  it("is schema 1, with the data the fixture script wrote", () => {
-    expect(original.applied).toEqual([1])
-    expect(original.table).toMatch(/WITHOUT ROWID/)
-    expect(original.rows).toHaveLength(61)
-  })
+for (const { version, schema } of released) {
+  describe(`the database written by ${version} (schema ${schema})`, () => {
+    // Read from a copy: opening a WAL database, even to read, writes beside it.
+    const original = inspect(copyOf(`${version}/storage.db`))
 
-  const layers: ReadonlyArray<readonly [string, (filename: string) => Layer.Layer<Storage, unknown>]> = [
-    ["layerSqlite", (filename) => layerSqlite({ filename })],
-    ["layerSql", (filename) => layerSql().pipe(Layer.provide(SqliteClient.layer({ filename })))]
-  ]
-  for (const [name, layer] of layers) {
-    it(`is upgraded in place by ${name}, every row, value and timestamp kept`, async () => {
-      const filename = copyOf("v0.1.0/storage.db")
-      const read = await Effect.runPromise(
-        Effect.scoped(
-          Effect.gen(function* () {
-            const storage = yield* Storage
-            return {
-              theme: yield* storage.get("theme", { store: "settings" }),
-              zero: yield* storage.get("negative-zero"),
-              drafts: yield* storage.count({ store: "notes", prefix: "draft:" }),
-              odd: yield* storage.keys({ store: "odd keys" }),
-              counter: yield* storage.getEntry("counter")
-            }
-          }).pipe(Effect.provide(layer(filename)))
+    it(`is schema ${schema}, with the data the fixture script wrote`, () => {
+      expect(original.applied).toEqual(migrations.slice(0, schema).map((migration) => migration.id))
+      if (schema === 1) expect(original.table).toMatch(/WITHOUT ROWID/)
+      expect(original.rows).toHaveLength(61)
+    })
+
+    const layers: ReadonlyArray<readonly [string, (filename: string) => Layer.Layer<Storage, unknown>]> = [
+      ["layerSqlite", (filename) => layerSqlite({ filename })],
+      ["layerSql", (filename) => layerSql().pipe(Layer.provide(SqliteClient.layer({ filename })))]
+    ]
+    for (const [name, layer] of layers) {
+      it(`opens and is upgraded in place by ${name}, every row, value and timestamp kept`, async () => {
+        const filename = copyOf(`${version}/storage.db`)
+        const read = await Effect.runPromise(
+          Effect.scoped(
+            Effect.gen(function* () {
+              const storage = yield* Storage
+              return {
+                theme: yield* storage.get("theme", { store: "settings" }),
+                zero: yield* storage.get("negative-zero"),
+                drafts: yield* storage.count({ store: "notes", prefix: "draft:" }),
+                odd: yield* storage.keys({ store: "odd keys" }),
+                counter: yield* storage.getEntry("counter")
+              }
+            }).pipe(Effect.provide(layer(filename)))
+          )
         )
-      )
-      expect(read.theme).toEqual(Option.some("dark"))
-      expect(Object.is(Option.getOrThrow(read.zero), -0)).toBe(true)
-      expect(read.drafts).toBe(50)
-      expect(read.odd).toEqual(["a\u0000b", "é", "\uFFFF", "😀"])
-      const counter = Option.getOrThrow(read.counter)
-      const stored = original.rows.find((row) => row.key === "counter")!
-      expect(counter).toEqual({ key: "counter", value: 2, createdAt: stored.created_at, updatedAt: stored.updated_at })
-      expect(counter.updatedAt).toBeGreaterThan(counter.createdAt)
+        expect(read.theme).toEqual(Option.some("dark"))
+        expect(Object.is(Option.getOrThrow(read.zero), -0)).toBe(true)
+        expect(read.drafts).toBe(50)
+        expect(read.odd).toEqual(["a\u0000b", "é", "\uFFFF", "😀"])
+        const counter = Option.getOrThrow(read.counter)
+        const stored = original.rows.find((row) => row.key === "counter")!
+        expect(counter).toMatchObject({
+          key: "counter",
+          value: 2,
+          createdAt: stored.created_at,
+          updatedAt: stored.updated_at
+        })
+        expect(counter.updatedAt).toBeGreaterThan(counter.createdAt)
+        const upgraded = inspect(filename)
+        expect(upgraded.applied).toEqual(migrations.map((migration) => migration.id))
+        expect(upgraded.table).not.toMatch(/WITHOUT ROWID/)
+        expect(upgraded.integrity).toBe("ok")
+        expect(digestOf(upgraded.rows)).toBe(digestOf(original.rows))
+      })
+    }
+
+    it("is upgraded by the Promise API, and a second open finds nothing to do", async () => {
+      const filename = copyOf(`${version}/storage.db`)
+      for (let round = 0; round < 2; round++) {
+        const client = open({ filename })
+        expect(await client.get("window", { store: "settings" })).toEqual({
+          x: 10,
+          y: 20,
+          size: { width: 800, height: 600 },
+          maximized: false
+        })
+        expect(await client.count()).toBe(5)
+        await client.close()
+      }
       const upgraded = inspect(filename)
       expect(upgraded.applied).toEqual(migrations.map((migration) => migration.id))
-      expect(upgraded.table).not.toMatch(/WITHOUT ROWID/)
-      expect(upgraded.integrity).toBe("ok")
       expect(digestOf(upgraded.rows)).toBe(digestOf(original.rows))
     })
-  }
-
-  it("is upgraded by the Promise API, and a second open finds nothing to do", async () => {
-    const filename = copyOf("v0.1.0/storage.db")
-    for (let round = 0; round < 2; round++) {
-      const client = open({ filename })
-      expect(await client.get("window", { store: "settings" })).toEqual({
-        x: 10,
-        y: 20,
-        size: { width: 800, height: 600 },
-        maximized: false
-      })
-      expect(await client.count()).toBe(5)
-      await client.close()
-    }
-    const upgraded = inspect(filename)
-    expect(upgraded.applied).toEqual([1, 2])
-    expect(digestOf(upgraded.rows)).toBe(digestOf(original.rows))
   })
-})
+}
 
 /** A schema-1 database as 0.1.0 made it, with `rows` keys in the store "bulk" (about 300 bytes each). */
 const makeSchema1 = (rows: number): string => {
