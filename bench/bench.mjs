@@ -24,10 +24,11 @@ const root = path.resolve(here, "..")
 // ---------------------------------------------------------------------------------------------------------------
 // Options
 
-const USAGE = `Usage: npm run bench -- [--n=10000] [--reps=5] [--big=100000] [--quick] [--out=BENCHMARKS.md]
+const USAGE = `Usage: npm run bench -- [--n=10000] [--reps=5] [--big=100000] [--huge=1000000] [--quick] [--out=BENCHMARKS.md]
   --n=N        keys of the per-operation workloads (and entries of setMany)     default 10000 (--quick: 1000)
   --reps=R     measured repetitions, after one warm-up repetition               default 5 (--quick: 2)
   --big=B      keys of the large keys()/entries()/memory/cold-start database    default 100000 (--quick: 10000)
+  --huge=H     keys of the ranges database (page, count, list); a power of 10   default 1000000 (--quick: 100000)
   --quick      small sizes and few repetitions: a run takes well under a minute
   --out=FILE   the markdown report, relative to the package root; --out= writes none   default BENCHMARKS.md`
 
@@ -38,7 +39,7 @@ const parseArgs = (argv) => {
       console.log(USAGE)
       process.exit(0)
     }
-    const match = /^--(n|reps|big|out|quick)(?:=(.*))?$/.exec(arg)
+    const match = /^--(n|reps|big|huge|out|quick)(?:=(.*))?$/.exec(arg)
     if (match === null) {
       console.error(`Unknown argument ${arg}\n${USAGE}`)
       process.exit(2)
@@ -66,6 +67,9 @@ const parseArgs = (argv) => {
     // Calls of keys() / entries() per timed sample at n keys: one call of a few ms is too short to time alone.
     listRepeat: Math.max(1, Math.min(10, Math.round(100_000 / n))),
     big: integer("big", quick ? 10_000 : 100_000, 10),
+    huge: integer("huge", quick ? 100_000 : 1_000_000, 1000),
+    // Megabytes of each of the 3 large values that share a store with the small keys.
+    largeValueMb: quick ? 5 : 20,
     memoryReps: quick ? 1 : 3,
     coldReps: quick ? 3 : 9,
     batch: Math.min(1000, n),
@@ -74,6 +78,10 @@ const parseArgs = (argv) => {
 }
 
 const options = parseArgs(process.argv.slice(2))
+if (!Number.isInteger(Math.log10(options.huge))) {
+  console.error(`--huge must be a power of 10 (its prefix then selects a tenth of the keys), got ${options.huge}`)
+  process.exit(2)
+}
 
 // A collection before each timed section, so one side's garbage is not collected on another side's time.
 v8.setFlagsFromString("--expose-gc")
@@ -382,6 +390,171 @@ const runCold = () => {
   }
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// Ranges: page, count and list on one database of `huge` keys, read by the three sides
+
+const { huge } = options
+const rangesFile = path.join(tmp, "ranges.db")
+/** A prefix that selects a tenth of the `huge` keys: "user:04" of user:0000000 … user:0999999. */
+const rangePrefix = `user:${String(Math.floor(huge * 0.4))
+  .padStart(7, "0")
+  .slice(0, 8 - Math.log10(huge))}`
+const rangeFirst = Math.floor(huge * 0.4)
+const PAGES = 50
+const PAGE_SIZE = 100
+const COUNTS = 5
+
+/** Fills the ranges database once, through the Promise API (the library's schema), then closes it. */
+const fillRanges = async () => {
+  const { open } = await import("../dist/promise.js")
+  const client = open({ filename: rangesFile, durability: "relaxed" })
+  for (let start = 0; start < huge; start += 10_000) {
+    const count = Math.min(10_000, huge - start)
+    const keys = makeKeys(count, start)
+    const values = makeValues(count, start)
+    await client.setMany(keys.map((key, i) => [key, values[i]]))
+  }
+  await client.close()
+}
+
+const runRanges = async () => {
+  await fillRanges()
+  const adapters = {}
+  for (const side of SIDES) adapters[side] = await openSide(side, rangesFile)
+  const workloads = {
+    page: async (side, a) => {
+      const { ms, result } = await timed(() => a.pages(rangePrefix, PAGES, PAGE_SIZE))
+      check(result.length === PAGES, `${side} page: ${result.length} pages`)
+      result.forEach((entries, p) => {
+        check(entries.length === PAGE_SIZE, `${side} page ${p}: ${entries.length} entries`)
+        entries.forEach((entry, j) => {
+          const i = rangeFirst + p * PAGE_SIZE + j
+          check(entry.key === keyAt(i), `${side} page ${p}: key ${entry.key} at ${j}`)
+          if (j === 0) check(sameJson(entry.value, valueAt(i)), `${side} page ${p}: value of ${entry.key}`)
+        })
+      })
+      return perOp(ms, PAGES)
+    },
+    count: async (side, a) => {
+      const { ms, result } = await timed(() => a.countEach(rangePrefix, COUNTS))
+      check(result === huge / 10, `${side} count: ${result}, not ${huge / 10}`)
+      return perOp(ms, COUNTS)
+    },
+    stream: async (side, a) => {
+      let index = 0
+      let wrong
+      const visit = (entry) => {
+        if (wrong === undefined && entry.key !== keyAt(index)) wrong = `key ${entry.key} at ${index}`
+        if (wrong === undefined && index % 10_000 === 0 && !sameJson(entry.value, valueAt(index))) {
+          wrong = `value of ${entry.key}`
+        }
+        index++
+      }
+      const { ms } = await timed(() => a.stream(visit))
+      check(wrong === undefined && index === huge, `${side} stream: ${wrong ?? `${index} entries`}`)
+      return perOp(ms, 1)
+    }
+  }
+  for (let rep = 0; rep <= options.reps; rep++) {
+    for (const [measure, run] of Object.entries(workloads)) {
+      for (const side of rotated(SIDES, rep)) {
+        const value = await run(side, adapters[side])
+        if (rep > 0) record(measure, side, value)
+      }
+    }
+    log(`  ${rep === 0 ? "warm-up" : `rep ${rep}/${options.reps}`}`)
+  }
+  for (const side of SIDES) await adapters[side].close()
+}
+
+/** Peak RSS growth while streaming every entry of the ranges database, in a fresh process per side. */
+const runStreamMemory = () => {
+  const child = path.join(here, "memory-child.mjs")
+  const sample = keyAt(rangeFirst)
+  const details = {}
+  for (let rep = 0; rep < options.memoryReps; rep++) {
+    for (const side of rotated(SIDES, rep)) {
+      const result = spawnSync(
+        process.execPath,
+        ["--expose-gc", child, side, rangesFile, String(huge), sample, "list"],
+        { encoding: "utf8" }
+      )
+      check(result.status === 0, `${side} stream memory child failed: ${result.stderr}`)
+      const report = JSON.parse(result.stdout)
+      check(report.count === huge, `${side} stream memory child: ${report.count} entries`)
+      check(sameJson(report.sample, valueAt(rangeFirst)), `${side} stream memory child: value`)
+      record("streamPeak", side, report.peakRssGrowth / 2 ** 20)
+      details[side] ??= []
+      details[side].push(report)
+    }
+  }
+  return details
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Small keys next to large values: the same workloads on a store without and with 3 large values in it
+
+const LARGE_BATCH = 1000
+
+const runLargeNeighbours = async () => {
+  const large = "x".repeat(options.largeValueMb * 2 ** 20)
+  const keys = makeKeys(LARGE_BATCH, 5_000_000)
+  const values = makeValues(LARGE_BATCH, 5_000_000)
+  const pairs = keys.map((key, i) => [key, values[i]])
+  const adapters = {}
+  for (const side of SIDES) {
+    for (const withLarge of [false, true]) {
+      const adapter = await openSide(side, path.join(tmp, `neighbours-${side}-${withLarge}.db`))
+      // Resident small keys around the new ones, and (in one of the two) the large values among them.
+      await adapter.fill(makeKeys(10_000, 4_995_000), makeValues(10_000, 4_995_000))
+      if (withLarge) {
+        await adapter.setMany([0, 1, 2].map((i) => [`${keyAt(4_999_000 + i * 300)}-large`, `${i}${large}`]))
+      }
+      adapters[`${side}:${withLarge}`] = adapter
+    }
+  }
+  const workloads = {
+    set: async (a) => timed(() => a.setEach(keys, values)).then(({ ms }) => perOp(ms, LARGE_BATCH)),
+    get: async (a, side) => {
+      const { ms, result } = await timed(() => a.getEach(keys))
+      verifyValues(side, a, result, values, "get next to large values")
+      return perOp(ms, LARGE_BATCH)
+    },
+    overwrite: async (a) => timed(() => a.setEach(keys, values)).then(({ ms }) => perOp(ms, LARGE_BATCH)),
+    remove: async (a, side) => {
+      const { ms, result } = await timed(() => a.removeEach(keys))
+      check(
+        result.every((removed) => removed === true),
+        `${side} remove next to large values: not all removed`
+      )
+      return perOp(ms, LARGE_BATCH)
+    },
+    setMany: async (a) => timed(() => a.setMany(pairs)).then(({ ms }) => perOp(ms, 1)),
+    getMany: async (a, side) => {
+      const { ms, result } = await timed(() => a.getManyEach([keys]))
+      check(result[0].size === LARGE_BATCH, `${side} getMany next to large values: ${result[0].size} values`)
+      return perOp(ms, 1)
+    },
+    deleteMany: async (a, side) => {
+      const { ms, result } = await timed(() => a.deleteManyEach([keys]))
+      check(result[0] === LARGE_BATCH, `${side} deleteMany next to large values: ${result[0]} removed`)
+      return perOp(ms, 1)
+    }
+  }
+  for (let rep = 0; rep <= options.reps; rep++) {
+    for (const [name, run] of Object.entries(workloads)) {
+      for (const side of rotated(SIDES, rep)) {
+        for (const withLarge of rep % 2 === 0 ? [false, true] : [true, false]) {
+          const value = await run(adapters[`${side}:${withLarge}`], side)
+          if (rep > 0) record(`neighbours:${name}:${withLarge ? "large" : "small"}`, side, value)
+        }
+      }
+    }
+    log(`  ${rep === 0 ? "warm-up" : `rep ${rep}/${options.reps}`}`)
+  }
+  for (const adapter of Object.values(adapters)) await adapter.close()
+}
+
 const versionOf = (name) => {
   try {
     return JSON.parse(fs.readFileSync(path.join(root, "node_modules", name, "package.json"), "utf8")).version
@@ -407,6 +580,12 @@ const main = async () => {
   const memory = runMemory()
   log(`cold start (${options.coldReps} processes per side):`)
   runCold()
+  log(`ranges: page, count and list on ${huge} keys (${options.reps} repetitions + 1 warm-up):`)
+  await runRanges()
+  log(`peak memory of streaming ${huge} entries (${options.memoryReps} child process(es) per side):`)
+  const streamMemory = runStreamMemory()
+  log(`small keys next to 3 values of ${options.largeValueMb} MB (${options.reps} repetitions + 1 warm-up):`)
+  await runLargeNeighbours()
   const seconds = (performance.now() - started) / 1000
   log(`done in ${seconds.toFixed(1)} s`)
 
@@ -415,6 +594,7 @@ const main = async () => {
     options,
     samples,
     memory,
+    streamMemory,
     machine: {
       cpu: cpus[0]?.model.trim() ?? "unknown",
       cores: cpus.length,

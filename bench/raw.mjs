@@ -18,15 +18,19 @@ export const openRawDatabase = (filename) => {
   return db
 }
 
-/** The library's table (src/internal/schema.ts), created by the raw side in its own database. */
+/** The library's table and index (schema 2, src/internal/schema.ts), created by the raw side in its own database. */
 export const RAW_SCHEMA = `CREATE TABLE IF NOT EXISTS runtime_storage (
+  id INTEGER PRIMARY KEY,
   store TEXT NOT NULL,
   key TEXT NOT NULL,
-  value TEXT NOT NULL,
   created_at INTEGER NOT NULL,
   updated_at INTEGER NOT NULL,
-  PRIMARY KEY (store, key)
-) WITHOUT ROWID`
+  value TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS runtime_storage_key ON runtime_storage (store, key)`
+
+/** The end of a prefix's range, the straightforward way for the benchmark's ASCII prefixes: last character + 1. */
+const prefixEnd = (prefix) => prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1)
 
 /**
  * The raw baseline as a small Promise API of its own: what an application writing directly against
@@ -56,6 +60,13 @@ export const rawApi = (db) => {
     }
     return statement
   }
+  const firstPage = db.prepare(
+    "SELECT key, value FROM runtime_storage WHERE store = ? AND key >= ? AND key < ? ORDER BY key LIMIT ?"
+  )
+  const nextPage = db.prepare(
+    "SELECT key, value FROM runtime_storage WHERE store = ? AND key > ? AND key < ? ORDER BY key LIMIT ?"
+  )
+  const countRange = db.prepare("SELECT count(*) FROM runtime_storage WHERE store = ? AND key >= ? AND key < ?").pluck()
   const SELECT_IN = "SELECT key, value FROM runtime_storage WHERE store = ? AND key IN"
   const DELETE_IN = "DELETE FROM runtime_storage WHERE store = ? AND key IN"
   const setManyTransaction = db.transaction((pairs) => {
@@ -84,6 +95,21 @@ export const rawApi = (db) => {
     keys: () => Promise.resolve(keysStatement.all(STORE)),
     entries: () =>
       Promise.resolve(entriesStatement.all(STORE).map((row) => ({ key: row.key, value: JSON.parse(row.value) }))),
-    clear: () => Promise.resolve(clearStatement.run(STORE)).then(() => undefined)
+    clear: () => Promise.resolve(clearStatement.run(STORE)).then(() => undefined),
+    /** Keyset pagination: the page after the last key of the previous page (the raw side's cursor). */
+    page: ({ prefix, limit, cursor }) => {
+      const rows =
+        cursor === undefined
+          ? firstPage.all(STORE, prefix, prefixEnd(prefix), limit)
+          : nextPage.all(STORE, cursor, prefixEnd(prefix), limit)
+      const entries = rows.map((row) => ({ key: row.key, value: JSON.parse(row.value) }))
+      return Promise.resolve({ entries, cursor: rows.length === limit ? rows[rows.length - 1].key : null })
+    },
+    count: ({ prefix }) => Promise.resolve(countRange.get(STORE, prefix, prefixEnd(prefix))),
+    /** Every entry, through better-sqlite3's iterate(): one statement, one row at a time. */
+    stream: (visit) => {
+      for (const row of entriesStatement.iterate(STORE)) visit({ key: row.key, value: JSON.parse(row.value) })
+      return Promise.resolve()
+    }
   }
 }

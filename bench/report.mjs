@@ -23,8 +23,11 @@ const formatMb = (mb) => (Number.isFinite(mb) ? `${mb.toFixed(1)} MB` : "–")
 
 const formatRatio = (ratio) => (Number.isFinite(ratio) ? `${ratio.toFixed(2)}x` : "–")
 
-/** The rows of the table, in order. `goal` maps a side to its maximum ratio; `base` is the side divided by. */
-const rowsOf = ({ n, batch, big }) => [
+/**
+ * The rows of the table, in order. `goal` maps a side to its maximum ratio; `absolute` to its maximum value (µs, or
+ * MB for a row in MB); `base` is the side divided by.
+ */
+const rowsOf = ({ n, batch, big, huge }) => [
   { measure: "set", label: "set (new key)", goal: { promise: 1.25 } },
   { measure: "get", label: "get", goal: { promise: 1.5, effect: 1.5 } },
   { measure: "has", label: "has", goal: { promise: 1.5 } },
@@ -64,17 +67,56 @@ const rowsOf = ({ n, batch, big }) => [
     measure: "cold",
     label: "cold start: new node process, open, read one key, print (µs per process)",
     goal: { promise: 1.5 }
+  },
+  {
+    measure: "page",
+    label: `page of 100 under a prefix, in a store of ${count(huge)} keys (per page)`,
+    goal: { promise: 1.3 },
+    absolute: { promise: 1000 }
+  },
+  {
+    measure: "count",
+    label: `count of a prefix matching ${count(huge / 10)} of ${count(huge)} keys (per call)`,
+    goal: { promise: 1.3 }
+  },
+  {
+    measure: "stream",
+    label: `list: streaming all ${count(huge)} entries; raw: iterate() (per call)`,
+    goal: { promise: 1.3 }
+  },
+  {
+    measure: "streamPeak",
+    label: `list: streaming all ${count(huge)} entries: peak RSS growth (MB, not µs)`,
+    unit: "MB",
+    goal: {},
+    absolute: { promise: 64 }
   }
 ]
 
+/** The workloads on small keys next to large values: each side against itself without the large values. */
+const NEIGHBOUR_WORKLOADS = [
+  ["set", "set (new key)"],
+  ["get", "get"],
+  ["overwrite", "overwrite"],
+  ["remove", "remove"],
+  ["setMany", "setMany of 1,000 (per call)"],
+  ["getMany", "getMany of 1,000 (per call)"],
+  ["deleteMany", "deleteMany of 1,000 (per call)"]
+]
+const NEIGHBOUR_GOAL = 1.5
+
 const SIDE_NAMES = { promise: "Promise", effect: "Effect" }
 
-const goalText = (goal, ratios) => {
-  const parts = Object.entries(goal).map(([side, limit]) => {
-    const ratio = ratios[side]
-    const verdict = !Number.isFinite(ratio) ? "–" : ratio <= limit ? "met" : "**missed**"
-    return `${SIDE_NAMES[side]} ≤${limit === 1 ? "1.0" : String(limit)}x: ${verdict}`
-  })
+const verdictOf = (value, limit) => (!Number.isFinite(value) ? "–" : value <= limit ? "met" : "**missed**")
+
+const goalText = (row, ratios, values) => {
+  const parts = Object.entries(row.goal).map(
+    ([side, limit]) => `${SIDE_NAMES[side]} ≤${limit === 1 ? "1.0" : String(limit)}x: ${verdictOf(ratios[side], limit)}`
+  )
+  for (const [side, limit] of Object.entries(row.absolute ?? {})) {
+    const unit = row.unit === "MB" ? " MB" : " µs"
+    parts.push(`${SIDE_NAMES[side]} ≤${count(limit)}${unit}: ${verdictOf(values[side], limit)}`)
+  }
   return parts.length === 0 ? "(no goal)" : parts.join("; ")
 }
 
@@ -94,7 +136,7 @@ const markdownTable = (header, rows) => {
   return [line(header), rule, ...rows.map(line)].join("\n")
 }
 
-export const formatReport = ({ options, samples, memory, machine, versions, date, command, seconds }) => {
+export const formatReport = ({ options, samples, memory, streamMemory, machine, versions, date, command, seconds }) => {
   const rows = rowsOf(options)
   const mainRows = []
   const spreadRows = []
@@ -113,11 +155,14 @@ export const formatReport = ({ options, samples, memory, machine, versions, date
       formatRatio(ratios.promise),
       format(value.effect),
       formatRatio(ratios.effect),
-      goalText(row.goal, ratios)
+      goalText(row, ratios, value)
     ])
     for (const [side, limit] of Object.entries(row.goal)) {
       if (ratios[side] > limit)
         missed.push(`${row.label}: ${SIDE_NAMES[side]} ${formatRatio(ratios[side])} > ${limit}x`)
+    }
+    for (const [side, limit] of Object.entries(row.absolute ?? {})) {
+      if (value[side] > limit) missed.push(`${row.label}: ${SIDE_NAMES[side]} ${format(value[side])} > ${count(limit)}`)
     }
     spreadRows.push([
       row.label,
@@ -163,6 +208,44 @@ export const formatReport = ({ options, samples, memory, machine, versions, date
     memoryRows
   )
 
+  const neighbourRows = NEIGHBOUR_WORKLOADS.map(([name, label]) => {
+    const small = samples[`neighbours:${name}:small`] ?? {}
+    const large = samples[`neighbours:${name}:large`] ?? {}
+    const ratio = (side) => median(large[side]) / median(small[side])
+    if (ratio("promise") > NEIGHBOUR_GOAL) {
+      missed.push(`${label} next to large values: Promise ${formatRatio(ratio("promise"))} > ${NEIGHBOUR_GOAL}x`)
+    }
+    return [
+      label,
+      formatTime(median(small.promise)),
+      formatTime(median(large.promise)),
+      formatRatio(ratio("promise")),
+      formatRatio(ratio("effect")),
+      formatRatio(ratio("raw")),
+      `Promise ≤${NEIGHBOUR_GOAL}x: ${verdictOf(ratio("promise"), NEIGHBOUR_GOAL)}`
+    ]
+  })
+  const neighbourTable = markdownTable(
+    [
+      "workload on small keys",
+      "Promise µs/op alone",
+      "Promise µs/op next to large values",
+      "Promise ratio",
+      "Effect ratio",
+      "raw ratio",
+      "goal"
+    ],
+    neighbourRows
+  )
+
+  const streamMemoryRows = Object.entries(streamMemory).map(([side, reports]) => [
+    side,
+    formatMb(median(reports.map((r) => r.rssBefore / 2 ** 20))),
+    formatMb(median(reports.map((r) => r.peakRssGrowth / 2 ** 20))),
+    reports.every((r) => r.newPeak) ? "yes" : "no (growth is an upper bound)"
+  ])
+  const streamMemoryTable = markdownTable(["side", "RSS before", "peak RSS growth", "new peak"], streamMemoryRows)
+
   const summary =
     missed.length === 0
       ? "All goals met."
@@ -181,7 +264,7 @@ raw better-sqlite3 used the straightforward way; lower is better, a ratio is the
 | effect | ${versions.effect} |
 | date | ${date} |
 | command | \`${command}\` |
-| parameters | n = ${count(options.n)}, reps = ${options.reps} (+1 warm-up; keys()/entries() at n: ${options.listRepeat} calls per sample), big = ${count(options.big)} (${options.bigReps} reps + 1 warm-up), memory: ${options.memoryReps} process(es) per side, cold start: ${options.coldReps} processes per side; ran ${seconds.toFixed(0)} s |
+| parameters | n = ${count(options.n)}, reps = ${options.reps} (+1 warm-up; keys()/entries() at n: ${options.listRepeat} calls per sample), big = ${count(options.big)} (${options.bigReps} reps + 1 warm-up), huge = ${count(options.huge)}, memory: ${options.memoryReps} process(es) per side, cold start: ${options.coldReps} processes per side; ran ${seconds.toFixed(0)} s |
 
 ## Results
 
@@ -210,6 +293,23 @@ absorb part of the growth, so small sizes understate those sides' peaks: read th
 
 ${memoryTable}
 
+## Small keys next to large values
+
+The workloads on 1,000 small keys, in a store of 10,000 small keys, each side against itself on a second database
+whose store also holds 3 values of ${options.largeValueMb} MB (keys among the small ones): a ratio near 1 means the
+large values cost the other keys nothing. Goal: ≤${NEIGHBOUR_GOAL}x.
+
+${neighbourTable}
+
+## Memory: streaming all ${count(options.huge)} entries
+
+One fresh \`node --expose-gc\` process per side and repetition (medians shown), as for entries() above, streaming
+every entry of the ranges database and keeping only a count and one sample: raw's \`iterate()\`, the Promise API's
+\`for await (… of list())\`, the Effect API's \`Stream.runForEach(list(), …)\`. Goal: the Promise API's peak RSS
+growth ≤ 64 MB, whatever the store's size.
+
+${streamMemoryTable}
+
 ## Cold start
 
 A new \`node\` process opens the ${count(options.big)}-key database, reads one key and prints it, timed as a whole
@@ -220,8 +320,8 @@ ${coldTable}
 
 ## Method
 
-- **Sides.** raw: better-sqlite3 with the library's table (\`runtime_storage(store, key, value, created_at,
-  updated_at)\`, \`PRIMARY KEY (store, key)\`, \`WITHOUT ROWID\`), \`journal_mode=WAL\`, \`synchronous=NORMAL\`,
+- **Sides.** raw: better-sqlite3 with the library's table and index (schema 2: \`runtime_storage(id INTEGER PRIMARY
+  KEY, store, key, created_at, updated_at, value)\` with a unique index on \`(store, key)\`), \`journal_mode=WAL\`, \`synchronous=NORMAL\`,
   \`busy_timeout=5000\`, prepared statements (an \`INSERT … ON CONFLICT DO UPDATE\` upsert), \`JSON.stringify\` /
   \`JSON.parse\`, and every operation returned as \`Promise.resolve(…)\` and awaited; \`getMany\` and \`deleteMany\`
   are one prepared \`IN (…)\` statement per list length, \`setMany\` a \`db.transaction\` of upserts.
@@ -239,6 +339,12 @@ ${coldTable}
   has and remove must return \`true\` for every key, setMany must have stored its entries and deleteMany must
   remove exactly its batch; memory and cold-start children must return the right value. A failed check aborts
   the run.
+- **Ranges.** One database of ${count(options.huge)} keys, written once by the library and read by the three sides:
+  50 consecutive pages of 100 under a prefix that selects a tenth of the keys (raw: keyset pagination,
+  \`WHERE store = ? AND key > ? AND key < ? ORDER BY key LIMIT 100\`, the last key as cursor; the library: \`page()\`
+  with its cursors), \`count\` of that prefix (raw: \`SELECT count(*) … WHERE key >= ? AND key < ?\`), and every
+  entry streamed (raw: one \`iterate()\`; the library: \`list()\`). Every page's keys, the count, and every
+  streamed key (every 10,000th value) are checked.
 - **Concurrent gets.** The Promise API's \`Promise.all\` of ${count(options.batch)} gets (the Effect API's
   \`Effect.forEach\`), per batch, against raw's ${count(options.batch)} sequential awaited gets (the goal) and,
   for information, against raw's own \`Promise.all\`.

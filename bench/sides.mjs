@@ -12,6 +12,7 @@
 import * as Effect from "effect/Effect"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
 import { layerSqlite, Storage } from "../dist/index.js"
 import { open } from "../dist/promise.js"
 import { openRawDatabase, rawApi } from "./raw.mjs"
@@ -58,6 +59,28 @@ const promiseWorkloads = (api) => ({
   keys: () => api.keys(),
   entries: () => api.entries(),
   clear: () => api.clear(),
+  /** `pages` consecutive pages of `size` under a prefix, following the cursors. */
+  pages: async (prefix, pages, size) => {
+    const out = []
+    let cursor
+    for (let p = 0; p < pages; p++) {
+      const page = await api.page(cursor === undefined ? { prefix, limit: size } : { prefix, limit: size, cursor })
+      out.push(page.entries)
+      cursor = page.cursor
+    }
+    return out
+  },
+  countEach: async (prefix, times) => {
+    let result
+    for (let i = 0; i < times; i++) result = await api.count({ prefix })
+    return result
+  },
+  /** Visits every entry of the store, streamed. */
+  stream:
+    api.stream ??
+    (async (visit) => {
+      for await (const entry of api.list()) visit(entry)
+    }),
   /** Fills the store (untimed), in batches. */
   fill: async (keys, values) => {
     for (let start = 0; start < keys.length; start += 10_000) {
@@ -146,6 +169,30 @@ const openEffect = async (filename) => {
     keys: () => run((storage) => storage.keys()),
     entries: () => run((storage) => storage.entries()),
     clear: () => run((storage) => storage.clear()),
+    pages: (prefix, pages, size) =>
+      run((storage) =>
+        Effect.gen(function* () {
+          const out = []
+          let cursor
+          for (let p = 0; p < pages; p++) {
+            const page = yield* storage.page(
+              cursor === undefined ? { prefix, limit: size } : { prefix, limit: size, cursor }
+            )
+            out.push(page.entries)
+            cursor = page.cursor
+          }
+          return out
+        })
+      ),
+    countEach: (prefix, times) =>
+      run((storage) =>
+        Effect.gen(function* () {
+          let result
+          for (let i = 0; i < times; i++) result = yield* storage.count({ prefix })
+          return result
+        })
+      ),
+    stream: (visit) => run((storage) => Stream.runForEach(storage.list(), (entry) => Effect.sync(() => visit(entry)))),
     fill: (keys, values) =>
       run((storage) =>
         Effect.gen(function* () {
