@@ -3,13 +3,17 @@
 import {
   clear,
   close,
+  count,
   databasePath,
   deleteMany,
   entries,
   get,
+  getEntry,
   getMany,
   has,
   keys,
+  list,
+  page,
   remove,
   set,
   setMany,
@@ -65,6 +69,28 @@ console.log("\nBatches")
 await setMany({ "draft:1": "Hello", "draft:2": "World", "draft:3": "!" }, { store: "drafts" })
 show('getMany(["draft:1", "draft:3"])', Object.fromEntries(await getMany(["draft:1", "draft:3"], { store: "drafts" })))
 show("deleteMany(all drafts)", await deleteMany(await keys({ store: "drafts" }), { store: "drafts" }))
+
+console.log("\nRanges, pages and metadata")
+await setMany(
+  Array.from({ length: 250 }, (_, i) => [`user:${String(i).padStart(4, "0")}`, { name: `User ${i}` }]),
+  { store: "users" }
+)
+show('count({ prefix: "user:01" })', await count({ store: "users", prefix: "user:01" }))
+show("keys({ prefix, reverse, limit: 3 })", await keys({ store: "users", prefix: "user:", reverse: true, limit: 3 }))
+let streamed = 0
+for await (const { key } of list({ store: "users", prefix: "user:" })) if (key.endsWith("7")) streamed++
+show("list({ prefix }): keys ending in 7", streamed)
+const pages = []
+let cursor
+do {
+  const next = await page({ store: "users", prefix: "user:", limit: 100, cursor })
+  pages.push(next.entries.length)
+  cursor = next.cursor ?? undefined
+} while (cursor !== undefined)
+show("page sizes, following the cursors", pages)
+const launchEntry = await getEntry("launches")
+show('getEntry("launches") created', new Date(launchEntry.createdAt).toISOString())
+show('getEntry("launches") updated', new Date(launchEntry.updatedAt).toISOString())
 
 console.log("\nErrors are coded")
 try {
