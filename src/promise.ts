@@ -23,13 +23,14 @@ import {
   isStorageError,
   type StorageError
 } from "./errors/StorageError.js"
-import type { Primitives } from "./internal/backend.js"
+import type { Primitives, Row } from "./internal/backend.js"
 import { checkKey, resolveStore } from "./internal/validate.js"
 import { type Durability, makeSqlitePrimitives } from "./layers/Sqlite.js"
 import { defaultDatabasePath, resolveDefaultFilename } from "./location.js"
 import {
   type Begun,
   begin,
+  decode,
   type Json,
   type ListState,
   type PageOptions,
@@ -177,13 +178,15 @@ const mapBegun = <A, B>(begun: Begun<A>, f: (a: A) => B): Begun<B> => ({
 
 /**
  * The async iterable of `list`: its selector is checked when it is called (a refusal rejects the first step), and
- * each chunk is one call of the client, made when the loop reaches it. Entries of a chunk already read are given
- * at once (no generator machinery per entry: streaming a large store costs about what reading it costs).
+ * each chunk is one call of the client, made when the loop reaches it. The entries of a chunk already read are
+ * given at once, each decoded as the loop reaches it: no generator machinery per entry, and a parsed value lives
+ * only as long as the loop keeps it, so streaming a large store costs about what reading it row by row costs.
  */
 class ListIterator<T> implements AsyncIterableIterator<Entry<T>> {
-  private buffer: ReadonlyArray<Entry<T>> = []
+  private rows: ReadonlyArray<Row> = []
   private index = 0
   private state: ListState | undefined
+  private store = ""
   private refused: unknown
   private pending: Promise<IteratorResult<Entry<T>, undefined>> | undefined
   private closed = false
@@ -194,6 +197,7 @@ class ListIterator<T> implements AsyncIterableIterator<Entry<T>> {
   ) {
     try {
       this.state = startList(selector)
+      this.store = this.state?.store ?? ""
     } catch (refused) {
       this.refused = refused
     }
@@ -205,7 +209,17 @@ class ListIterator<T> implements AsyncIterableIterator<Entry<T>> {
       const step = (): Promise<IteratorResult<Entry<T>, undefined>> => this.next()
       return this.pending.then(step, step)
     }
-    if (this.index < this.buffer.length) return Promise.resolve({ done: false, value: this.buffer[this.index++]! })
+    if (this.index < this.rows.length) {
+      const [key, text] = this.rows[this.index++]!
+      let value: T
+      try {
+        value = decode(this.store, key, text) as T
+      } catch (error) {
+        this.return()
+        return Promise.reject(error)
+      }
+      return Promise.resolve({ done: false, value: { key, value } })
+    }
     if (this.refused !== undefined) {
       const refused = this.refused
       this.refused = undefined
@@ -214,10 +228,10 @@ class ListIterator<T> implements AsyncIterableIterator<Entry<T>> {
     const state = this.state
     if (state === undefined || this.closed) return Promise.resolve({ done: true, value: undefined })
     const pending = this.run(() => begin("listChunk", state)).then(
-      ([entries, next]) => {
+      ([rows, next]) => {
         this.pending = undefined
         if (this.closed) return { done: true, value: undefined } as const
-        this.buffer = entries as ReadonlyArray<Entry<T>>
+        this.rows = rows
         this.index = 0
         this.state = next
         return this.next()
@@ -236,7 +250,7 @@ class ListIterator<T> implements AsyncIterableIterator<Entry<T>> {
   return(): Promise<IteratorResult<Entry<T>, undefined>> {
     this.closed = true
     this.state = undefined
-    this.buffer = []
+    this.rows = []
     this.refused = undefined
     return Promise.resolve({ done: true, value: undefined })
   }

@@ -6,6 +6,7 @@ import Database from "better-sqlite3"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
 import {
   DatabaseError,
   layerSql,
@@ -16,6 +17,7 @@ import {
   WriteFailedError
 } from "../src/index.js"
 import { openDatabase } from "../src/layers/Sqlite.js"
+import { open } from "../src/promise.js"
 import { expectError } from "./conformance.js"
 import { tempDir } from "./support.js"
 
@@ -162,16 +164,30 @@ describe("layerSqlite on a file", () => {
       const db = raw(filename)
       db.prepare("UPDATE runtime_storage SET value = '{not json' WHERE key = 'bad'").run()
       db.close()
-      const [get, getMany, entries, keys, good] = yield* withStorage(layerSqlite({ filename }), (storage) =>
-        Effect.all([
-          Effect.flip(storage.get("bad")),
-          Effect.flip(storage.getMany(["good", "bad"])),
-          Effect.flip(storage.entries()),
-          storage.keys(),
-          storage.get("good")
-        ])
+      const [get, getMany, entries, page, list, getEntry, keys, good] = yield* withStorage(
+        layerSqlite({ filename }),
+        (storage) =>
+          Effect.all([
+            Effect.flip(storage.get("bad")),
+            Effect.flip(storage.getMany(["good", "bad"])),
+            Effect.flip(storage.entries()),
+            Effect.flip(storage.page()),
+            Effect.flip(Stream.runDrain(storage.list())),
+            Effect.flip(storage.getEntry("bad")),
+            storage.keys(),
+            storage.get("good")
+          ])
       )
-      for (const error of [get, getMany, entries]) {
+      // The Promise API's list gives the entries before the bad one, then rejects at it, and ends.
+      const client = open({ filename })
+      yield* Effect.promise(async () => {
+        const iterator = client.list({ reverse: true })
+        expect(await iterator.next()).toEqual({ done: false, value: { key: "good", value: 1 } })
+        await expect(iterator.next()).rejects.toMatchObject({ code: 9006, key: "bad" })
+        expect(await iterator.next()).toEqual({ done: true, value: undefined })
+        await client.close()
+      })
+      for (const error of [get, getMany, entries, page, list, getEntry]) {
         const serialization = expectError(error, SerializationError, StorageErrorCode.SerializationError)
         expect(serialization.key).toBe("bad")
         expect(serialization.message).toContain('"bad"')

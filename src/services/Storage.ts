@@ -280,7 +280,12 @@ const encode = (store: string, key: string, value: unknown): string | Serializat
     : new SerializationError({ key, store, path: text.path, reason: text.reason, cause: text.cause })
 }
 
-const decode = (store: string, key: string, text: string): Json => {
+/**
+ * The value of a stored row; throws `SerializationError` when its text is not JSON.
+ *
+ * @internal
+ */
+export const decode = (store: string, key: string, text: string): Json => {
   const value = parse(text)
   if (value instanceof InvalidStoredJson) throw invalidStored(store, key, value)
   return value as Json
@@ -422,11 +427,16 @@ export interface ListState {
   readonly chunk: number
 }
 
-/** The first chunk of a list reads few rows, so a caller who stops early reads little; chunks then grow to this. */
+/**
+ * The first chunk of a list reads few rows, so a caller who stops early reads little; chunks then grow to this.
+ * Small chunks keep what a list holds between two queries small: it is live through every garbage collection
+ * while the caller walks it, and copying it in each young-generation collection cost more (1.7x raw iterate() at
+ * 1,000,000 entries, chunks of 1,024 decoded entries) than the extra queries do.
+ */
 const FIRST_CHUNK = 32
-const MAX_CHUNK = 1024
+const MAX_CHUNK = 256
 /** What a chunk of a list aims to weigh at most (see `weigh`): large values are read a few at a time. */
-const CHUNK_BYTES = 1 << 20
+const CHUNK_BYTES = 256 * 1024
 
 /**
  * Checks the selector of a list and gives its first state, or `undefined` when it selects nothing. Throws the
@@ -439,22 +449,25 @@ export const startList = (selector: unknown): ListState | undefined => {
   return selection.empty ? undefined : { store: selection.store, range: selection.range, chunk: FIRST_CHUNK }
 }
 
-/** The chunks of a list: each one bounded query, with the state of the next chunk (`undefined` at the end). */
+/**
+ * The chunks of a list: each one bounded query, with the state of the next chunk (`undefined` at the end). The rows
+ * come undecoded: a caller decodes each as it reaches it (`decode`), so a parsed value lives only as long as the
+ * caller keeps it.
+ */
 const listPrograms = {
-  *listChunk(state: ListState): Program<readonly [ReadonlyArray<Entry>, ListState | undefined]> {
+  *listChunk(state: ListState): Program<readonly [ReadonlyArray<Row>, ListState | undefined]> {
     const { store, range, chunk } = state
     const want = range.limit === undefined ? chunk : Math.min(chunk, range.limit)
     const rows = yield* call("scan", store, { ...range, limit: want }, CHUNK_BYTES)
-    const entries = decodeRows(store, rows)
     let bytes = 0
     for (const row of rows) bytes += weigh(row)
     // Fewer rows than asked for, without reaching the byte budget, means the range has no more.
     if (rows.length === 0 || (rows.length < want && bytes < CHUNK_BYTES) || rows.length === range.limit) {
-      return [entries, undefined]
+      return [rows, undefined]
     }
     const rest = after(range, rows[rows.length - 1]![0])
     return [
-      entries,
+      rows,
       {
         store,
         range: { ...rest, limit: range.limit === undefined ? undefined : range.limit - rows.length },
@@ -583,9 +596,18 @@ export const make = (backend: Backend): StorageService => {
       }
       if (state === undefined) return Stream.empty
       return Stream.paginateChunkEffect(state, (current) =>
-        Effect.map(
+        Effect.flatMap(
           run(() => listPrograms.listChunk(current)),
-          ([entries, next]) => [Chunk.unsafeFromArray(entries), Option.fromNullable(next)] as const
+          ([rows, next]) => {
+            try {
+              return Effect.succeed([
+                Chunk.unsafeFromArray(decodeRows(current.store, rows)),
+                Option.fromNullable(next)
+              ] as const)
+            } catch (thrown) {
+              return Effect.fail(asStorageError(thrown))
+            }
+          }
         )
       )
     })
