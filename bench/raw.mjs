@@ -18,11 +18,15 @@ export const openRawDatabase = (filename) => {
   return db
 }
 
-/** The library's table and index (schema 2, src/internal/schema.ts), created by the raw side in its own database. */
+/**
+ * The library's table and index (schema 2, src/internal/schema.ts), created by the raw side in its own database. Raw
+ * keeps no versions: its rows take the column's default.
+ */
 export const RAW_SCHEMA = `CREATE TABLE IF NOT EXISTS runtime_storage (
   id INTEGER PRIMARY KEY,
   store TEXT NOT NULL,
   key TEXT NOT NULL,
+  version INTEGER NOT NULL DEFAULT 0,
   created_at INTEGER NOT NULL,
   updated_at INTEGER NOT NULL,
   value TEXT NOT NULL

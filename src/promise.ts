@@ -67,13 +67,14 @@ export interface Page<T = Json> {
 
 /**
  * An entry with its metadata: when its key was created (kept across overwrites) and last written, in milliseconds
- * since the epoch.
+ * since the epoch, and the version of its last write (an opaque string; later writes have greater versions).
  *
  * @since 0.2.0
  */
 export interface StoredEntry<T = Json> extends Entry<T> {
   createdAt: number
   updatedAt: number
+  version: string
 }
 
 /**

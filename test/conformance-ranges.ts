@@ -333,7 +333,13 @@ export const rangeCases = (name: string, it: Vitest.MethodsNonLive<Storage>, fre
       const before = Date.now()
       yield* storage.set("k", { v: 1 }, { store })
       const first = Option.getOrThrow(yield* storage.getEntry("k", { store }))
-      expect(first).toEqual({ key: "k", value: { v: 1 }, createdAt: first.createdAt, updatedAt: first.createdAt })
+      expect(first).toEqual({
+        key: "k",
+        value: { v: 1 },
+        createdAt: first.createdAt,
+        updatedAt: first.createdAt,
+        version: first.version
+      })
       expect(first.createdAt).toBeGreaterThanOrEqual(before)
       expect(first.createdAt).toBeLessThanOrEqual(Date.now())
       // Wait for the clock to move on, then overwrite.

@@ -104,7 +104,7 @@ describe("open()", () => {
     const raw = new Database(filename)
     raw
       .prepare(
-        "INSERT INTO runtime_storage (store, key, value, created_at, updated_at) VALUES ('default', 'broken', '{oops', 0, 0)"
+        "INSERT INTO runtime_storage (store, key, value, created_at, updated_at, version) VALUES ('default', 'broken', '{oops', 0, 0, 1)"
       )
       .run()
     raw.close()
@@ -219,6 +219,15 @@ describe("open()", () => {
     ])
     expect(await first.deleteMany(["a"], { store: "shared" })).toBe(1)
     expect(await second.has("a", { store: "shared" })).toBe(false)
+    // Versions increase in commit order across both clients (two connections, as two processes have).
+    const versions: Array<string> = []
+    for (let i = 0; i < 40; i++) {
+      const client = i % 3 === 0 ? first : second
+      await client.set(`v${i}`, i, { store: "versions" })
+      versions.push((await (i % 2 === 0 ? first : second).getEntry(`v${i}`, { store: "versions" }))!.version)
+    }
+    expect([...versions].sort()).toEqual(versions)
+    expect(new Set(versions).size).toBe(versions.length)
     await Promise.all([first.close(), second.close()])
   })
 

@@ -118,6 +118,19 @@ for (const { version, schema } of released) {
       })
     }
 
+    it("gives every later write a greater version than any it holds", async () => {
+      const filename = copyOf(`${version}/storage.db`)
+      const client = open({ filename })
+      const versions: Array<string> = []
+      for await (const { key } of client.list({ store: "notes" }))
+        versions.push((await client.getEntry(key, { store: "notes" }))!.version)
+      const newest = [...versions].sort().at(-1)!
+      if (schema === 1) expect(newest).toBe("0000000000000001")
+      await client.set("draft:new", { i: -1 }, { store: "notes" })
+      expect((await client.getEntry("draft:new", { store: "notes" }))!.version > newest).toBe(true)
+      await client.close()
+    })
+
     it("is upgraded by the Promise API, and a second open finds nothing to do", async () => {
       const filename = copyOf(`${version}/storage.db`)
       for (let round = 0; round < 2; round++) {

@@ -14,8 +14,11 @@ import type { Range } from "./selector.js"
 /** A stored key with its JSON text. */
 export type Row = readonly [key: string, text: string]
 
-/** A stored value with its metadata: its JSON text and when it was created and last written (ms since the epoch). */
-export type MetaRow = readonly [text: string, createdAt: number, updatedAt: number]
+/**
+ * A stored value with its metadata: its JSON text, when it was created and last written (ms since the epoch), and
+ * the version of its last write.
+ */
+export type MetaRow = readonly [text: string, createdAt: number, updatedAt: number, version: number]
 
 /**
  * What a row weighs against the byte budget of a `scan`: the length of its key and text. Every backend and the
@@ -43,15 +46,19 @@ export interface Primitives {
   readonly count: (store: string, range: Range) => number
   /** Total UTF-8 bytes of the stored JSON texts of the store. */
   readonly size: (store: string) => number
-  /** Inserts or overwrites the rows (distinct keys): all of them or, on failure, none. */
-  readonly setMany: (store: string, rows: ReadonlyArray<Row>) => void
+  /**
+   * Inserts or overwrites the rows (distinct keys): all of them or, on failure, none, in one transaction that gives
+   * them all the next version of the database's clock (which it returns).
+   */
+  readonly setMany: (store: string, rows: ReadonlyArray<Row>) => number
   /** Removes the (distinct) keys, all or none, and returns how many existed. */
   readonly deleteMany: (store: string, keys: ReadonlyArray<string>) => number
   readonly clear: (store: string) => void
   /**
    * Reads a key and writes what `f` makes of its text, in one transaction that holds the write lock from its
-   * start, so no other writer can come in between. When `f` returns an error instead of a text, nothing is
-   * written and the error is the failure. Returns the written text.
+   * start, so no other writer can come in between, and gives the row the next version. When `f` returns an error
+   * instead of a text, nothing is written (and no version is taken) and the error is the failure. Returns the
+   * written text.
    */
   readonly update: (store: string, key: string, f: (text: string | undefined) => string | StorageError) => string
 }

@@ -8,6 +8,8 @@ import type { Range } from "./selector.js"
 
 /** The table of values, keyed by `(store, key)`. */
 export const TABLE = "runtime_storage"
+/** The one-row table of the last version given to a write. */
+export const CLOCK_TABLE = "runtime_storage_clock"
 /** This library's own migrations table. */
 export const MIGRATIONS_TABLE = "runtime_storage_migrations"
 
@@ -46,23 +48,28 @@ export const migrations: ReadonlyArray<Migration> = [
     // lived inside the key's b-tree, so every operation on the other keys of its store walked past its overflow
     // pages (with one 50 MB value, deleting 1,000 small keys took 35 s). Now the index holds only (store, key,
     // rowid): key lookups, key listings and counts never read a value, and `value` is the last column, so reading
-    // a row's timestamps never walks its value's overflow chain either.
+    // a row's version or timestamps never walks its value's overflow chain either.
+    // Every write is given a version from the one-row clock table, incremented once per committed write call (the
+    // write lock orders them across processes); the rows of schema 1 all get version 1.
     id: 2,
-    name: "rowid_table_and_key_index",
+    name: "rowid_table_key_index_versions",
     statements: [
       `CREATE TABLE ${TABLE}_v2 (
         id INTEGER PRIMARY KEY,
         store TEXT NOT NULL,
         key TEXT NOT NULL,
+        version INTEGER NOT NULL,
         created_at INTEGER NOT NULL,
         updated_at INTEGER NOT NULL,
         value TEXT NOT NULL
       )`,
-      `INSERT INTO ${TABLE}_v2 (store, key, created_at, updated_at, value)
-        SELECT store, key, created_at, updated_at, value FROM ${TABLE} ORDER BY store, key`,
+      `INSERT INTO ${TABLE}_v2 (store, key, version, created_at, updated_at, value)
+        SELECT store, key, 1, created_at, updated_at, value FROM ${TABLE} ORDER BY store, key`,
       `DROP TABLE ${TABLE}`,
       `ALTER TABLE ${TABLE}_v2 RENAME TO ${TABLE}`,
-      `CREATE UNIQUE INDEX ${TABLE}_key ON ${TABLE} (store, key)`
+      `CREATE UNIQUE INDEX ${TABLE}_key ON ${TABLE} (store, key)`,
+      `CREATE TABLE ${CLOCK_TABLE} (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)`,
+      `INSERT INTO ${CLOCK_TABLE} (id, version) VALUES (1, 1)`
     ]
   }
 ]
@@ -81,8 +88,10 @@ export const Sql = {
   get: `SELECT value FROM ${TABLE} WHERE store = ? AND key = ?`,
   /** (store, key) → one row when present */
   has: `SELECT 1 AS present FROM ${TABLE} WHERE store = ? AND key = ?`,
-  /** (store, key) → value, created_at, updated_at */
-  getEntry: `SELECT value, created_at, updated_at FROM ${TABLE} WHERE store = ? AND key = ?`,
+  /** (store, key) → value, created_at, updated_at, version */
+  getEntry: `SELECT value, created_at, updated_at, version FROM ${TABLE} WHERE store = ? AND key = ?`,
+  /** () → the version of the write that runs it: the next one (a write: it takes the write lock) */
+  nextVersion: `UPDATE ${CLOCK_TABLE} SET version = version + 1 WHERE id = 1 RETURNING version`,
   /**
    * (store, [lower], [upper], limit) → key / key, value / count: the keys of a range, ordered by BINARY collation
    * (code point order on UTF-8). A limit of -1 is no limit; a count without a limit counts the index directly.
@@ -101,10 +110,10 @@ export const Sql = {
   size: `SELECT COALESCE(SUM(length(CAST(value AS BLOB))), 0) AS size FROM ${TABLE} WHERE store = ?`,
   /** (store) */
   clear: `DELETE FROM ${TABLE} WHERE store = ?`,
-  /** (store, key, value, now, now) per row */
+  /** (store, key, value, now, now, version) per row */
   upsert: (rows: number): string =>
-    `INSERT INTO ${TABLE} (store, key, value, created_at, updated_at) VALUES ${placeholders(rows, "(?, ?, ?, ?, ?)")} ` +
-    "ON CONFLICT (store, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+    `INSERT INTO ${TABLE} (store, key, value, created_at, updated_at, version) VALUES ${placeholders(rows, "(?, ?, ?, ?, ?, ?)")} ` +
+    "ON CONFLICT (store, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at, version = excluded.version",
   /** (store, ...keys) → key, value */
   selectIn: (keys: number): string =>
     `SELECT key, value FROM ${TABLE} WHERE store = ? AND key IN (${placeholders(keys, "?")})`,

@@ -13,6 +13,7 @@ interface Stored {
   readonly text: string
   readonly createdAt: number
   readonly updatedAt: number
+  readonly version: number
 }
 
 /** One store: its values, and its keys in code point order (rebuilt on demand after a key is added or removed). */
@@ -37,6 +38,8 @@ const makePrimitives = (): Primitives => {
   // Values are kept as the serializer's JSON text, so every read returns a fresh value and `size` counts the
   // same bytes as SQLite does.
   const stores = new Map<string, Values>()
+  // The last version given to a write, as the clock table of the SQL layers keeps it (a new database starts at 1).
+  let clock = 1
   const empty: Values = { values: new Map(), sorted: [] }
   const storeOf = (store: string): Values => stores.get(store) ?? empty
   const writable = (store: string): Values => {
@@ -50,12 +53,12 @@ const makePrimitives = (): Primitives => {
   // A few keys added or removed are put in (or taken out of) the sorted keys; after a larger batch they are sorted
   // again when next read.
   const FEW = 16
-  const write = (values: Values, key: string, text: string, now: number): void => {
+  const write = (values: Values, key: string, text: string, now: number, version: number): void => {
     const previous = values.values.get(key)
     if (previous === undefined && values.sorted !== undefined) {
       values.sorted.splice(lowerIndex(values.sorted, key), 0, key)
     }
-    values.values.set(key, { text, createdAt: previous?.createdAt ?? now, updatedAt: now })
+    values.values.set(key, { text, createdAt: previous?.createdAt ?? now, updatedAt: now, version })
   }
   const sortedKeys = (values: Values): Array<string> => {
     if (values.sorted === undefined) values.sorted = Array.from(values.values.keys()).sort(compareCodePoints)
@@ -87,7 +90,9 @@ const makePrimitives = (): Primitives => {
     has: (store, key) => storeOf(store).values.has(key),
     getEntry: (store, key) => {
       const stored = storeOf(store).values.get(key)
-      return stored === undefined ? undefined : ([stored.text, stored.createdAt, stored.updatedAt] satisfies MetaRow)
+      return stored === undefined
+        ? undefined
+        : ([stored.text, stored.createdAt, stored.updatedAt, stored.version] satisfies MetaRow)
     },
     scanKeys: (store, range) => {
       const keys: Array<string> = []
@@ -119,7 +124,9 @@ const makePrimitives = (): Primitives => {
       const values = writable(store)
       if (rows.length > FEW) values.sorted = undefined
       const now = Date.now()
-      for (const [key, text] of rows) write(values, key, text, now)
+      const version = ++clock
+      for (const [key, text] of rows) write(values, key, text, now, version)
+      return version
     },
     deleteMany: (store, keys) => {
       const values = stores.get(store)
@@ -140,7 +147,7 @@ const makePrimitives = (): Primitives => {
     update: (store, key, f) => {
       const text = f(stores.get(store)?.values.get(key)?.text)
       if (typeof text !== "string") throw text
-      write(writable(store), key, text, Date.now())
+      write(writable(store), key, text, Date.now(), ++clock)
       return text
     }
   }

@@ -35,6 +35,7 @@ interface EntryRow {
   readonly value: string
   readonly created_at: number | bigint
   readonly updated_at: number | bigint
+  readonly version: number | bigint
 }
 
 const isSqlError = (u: unknown): u is SqlError => u instanceof SqlError
@@ -57,6 +58,10 @@ const makePrimitives = (sql: SqlClient.SqlClient): EffectPrimitives => {
         Effect.catchIf(isSqlError, (cause) => Effect.fail(writeFailure(operation, store, cause))),
         Effect.catchAllDefect((cause) => Effect.fail(writeFailure(operation, store, cause)))
       ) as Effect.Effect<A, Exclude<E, SqlError> | WriteFailedError | DatabaseError>
+
+  const nextVersion = Effect.map(query<{ readonly version: number | bigint }>(Sql.nextVersion, []), (rows) =>
+    Number(rows[0]!.version)
+  )
 
   return {
     get: (store, key) =>
@@ -83,7 +88,9 @@ const makePrimitives = (sql: SqlClient.SqlClient): EffectPrimitives => {
       query<EntryRow>(Sql.getEntry, [store, key]).pipe(
         Effect.map((rows): MetaRow | undefined => {
           const row = rows[0]
-          return row === undefined ? undefined : [row.value, Number(row.created_at), Number(row.updated_at)]
+          return row === undefined
+            ? undefined
+            : [row.value, Number(row.created_at), Number(row.updated_at), Number(row.version)]
         }),
         read("getEntry", store)
       ),
@@ -110,17 +117,23 @@ const makePrimitives = (sql: SqlClient.SqlClient): EffectPrimitives => {
       ),
     setMany: (store, rows) => {
       const now = Date.now()
-      // The first statement of the transaction is a write, so it holds the write lock from its start.
+      // The first statement of the transaction (taking the next version) is a write, so it holds the write lock
+      // from its start.
       return sql
         .withTransaction(
-          Effect.forEach(
-            chunks(rows),
-            (chunk) =>
-              query(
-                Sql.upsert(chunk.length),
-                chunk.flatMap(([key, text]) => [store, key, text, now, now])
+          Effect.flatMap(nextVersion, (version) =>
+            Effect.as(
+              Effect.forEach(
+                chunks(rows),
+                (chunk) =>
+                  query(
+                    Sql.upsert(chunk.length),
+                    chunk.flatMap(([key, text]) => [store, key, text, now, now, version])
+                  ),
+                { discard: true }
               ),
-            { discard: true }
+              version
+            )
           )
         )
         .pipe(write(rows.length === 1 ? "set" : "setMany", store))
@@ -146,7 +159,7 @@ const makePrimitives = (sql: SqlClient.SqlClient): EffectPrimitives => {
             const text = f(rows[0]?.value)
             if (typeof text !== "string") return yield* Effect.fail(text)
             const now = Date.now()
-            yield* query(Sql.upsert(1), [store, key, text, now, now])
+            yield* query(Sql.upsert(1), [store, key, text, now, now, yield* nextVersion])
             return text
           })
         )

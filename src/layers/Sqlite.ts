@@ -222,6 +222,7 @@ const makePrimitives = (db: Database.Database): Primitives => {
   const size = prepare(Sql.size).pluck()
   const clear = prepare(Sql.clear)
   const upsert = prepare(Sql.upsert(1))
+  const nextVersion = prepare(Sql.nextVersion).pluck()
   // IN-list statements are prepared once per list length and kept: lengths are at most CHUNK.
   const inLists = new Map<string, Statement>()
   const inList = (kind: "selectIn" | "deleteIn", length: number): Statement => {
@@ -262,9 +263,12 @@ const makePrimitives = (db: Database.Database): Primitives => {
     }
     return rows
   }
+  // Every write takes the next version first: a write, so the transaction holds the write lock from its start.
   const writeRows = db.transaction((store: string, rows: ReadonlyArray<Row>) => {
+    const version = nextVersion.get() as number
     const now = Date.now()
-    for (const [key, text] of rows) upsert.run(store, key, text, now, now)
+    for (const [key, text] of rows) upsert.run(store, key, text, now, now, version)
+    return version
   })
   const deleteKeys = db.transaction((store: string, keys: ReadonlyArray<string>) => {
     let removed = 0
@@ -287,7 +291,7 @@ const makePrimitives = (db: Database.Database): Primitives => {
       // Thrown inside the transaction: it rolls back (nothing was written) and the error is the failure.
       if (typeof text !== "string") throw text
       const now = Date.now()
-      upsert.run(store, key, text, now, now)
+      upsert.run(store, key, text, now, now, nextVersion.get() as number)
       return text
     }
   )
@@ -329,15 +333,7 @@ const makePrimitives = (db: Database.Database): Primitives => {
       read("count", store, () => Number(rangeStatement("count", range).get(...rangeParameters(store, range, "count")))),
     size: (store) => read("size", store, () => Number(size.get(store))),
     setMany: (store, rows) =>
-      write(rows.length === 1 ? "set" : "setMany", store, () => {
-        if (rows.length === 1) {
-          const now = Date.now()
-          const [key, text] = rows[0]!
-          upsert.run(store, key, text, now, now)
-        } else {
-          writeRows.immediate(store, rows)
-        }
-      }),
+      write(rows.length === 1 ? "set" : "setMany", store, () => writeRows.immediate(store, rows)),
     deleteMany: (store, keys) =>
       write(keys.length === 1 ? "remove" : "deleteMany", store, () =>
         keys.length === 1 ? inList("deleteIn", 1).run(store, keys[0]).changes : deleteKeys.immediate(store, keys)

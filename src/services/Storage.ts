@@ -22,6 +22,7 @@ import { compareCodePoints } from "../internal/order.js"
 import { quote } from "../internal/quote.js"
 import { after, encodeCursor, type Range, type Selection, select, selectPage } from "../internal/selector.js"
 import { checkKey, checkKeyList, eachEntry, resolveStore } from "../internal/validate.js"
+import { formatVersion } from "../internal/version.js"
 
 /**
  * A JSON value: what can be stored and what comes back.
@@ -87,13 +88,16 @@ export interface Page<A = Json> {
 
 /**
  * A stored entry with its metadata, as `getEntry` reads it: when the key was first created (kept across
- * overwrites, until it is removed) and last written, in milliseconds since the epoch.
+ * overwrites, until it is removed) and last written, in milliseconds since the epoch, and the `version` of its last
+ * write: an opaque string, the same for every entry one call wrote, and greater (as a plain string) for every later
+ * write to the database, whichever process made it.
  *
  * @since 0.2.0
  */
 export interface StoredEntry<A = Json> extends Entry<A> {
   readonly createdAt: number
   readonly updatedAt: number
+  readonly version: string
 }
 
 /**
@@ -347,8 +351,8 @@ const programs = {
     const store = storeOf(options)
     const row = yield* call("getEntry", store, requireKey(key))
     if (row === undefined) return Option.none()
-    const [text, createdAt, updatedAt] = row
-    return Option.some({ key, value: decode(store, key, text), createdAt, updatedAt })
+    const [text, createdAt, updatedAt, version] = row
+    return Option.some({ key, value: decode(store, key, text), createdAt, updatedAt, version: formatVersion(version) })
   },
   *getMany(keys: Iterable<string>, options?: StoreOptions): Program<ReadonlyMap<string, Json>> {
     const checked = requireKeys(keys)
