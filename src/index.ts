@@ -8,6 +8,8 @@ export { layerMemory } from "./layers/Memory.js"
 export { layerSql, type SqlOptions } from "./layers/Sql.js"
 export { type Durability, layerSqlite, type SqliteOptions } from "./layers/Sqlite.js"
 export {
+  type Atomic,
+  type CommitResult,
   type Entry,
   type Json,
   type Page,

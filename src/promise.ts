@@ -28,11 +28,15 @@ import { checkKey, resolveStore } from "./internal/validate.js"
 import { type Durability, makeSqlitePrimitives } from "./layers/Sqlite.js"
 import { defaultDatabasePath, resolveDefaultFilename } from "./location.js"
 import {
+  type Atomic,
+  type AtomicOperation,
   type Begun,
   begin,
+  type CommitResult,
   decode,
   type Json,
   type ListState,
+  makeAtomic,
   type PageOptions,
   type Selector,
   type SetManyEntries,
@@ -43,7 +47,15 @@ import {
 export * from "./errors/StorageError.js"
 export type { Durability } from "./layers/Sqlite.js"
 export { defaultDatabasePath, type PlatformInfo } from "./location.js"
-export type { Json, PageOptions, Selector, SetManyEntries, StoreOptions } from "./services/Storage.js"
+export type {
+  Atomic,
+  CommitResult,
+  Json,
+  PageOptions,
+  Selector,
+  SetManyEntries,
+  StoreOptions
+} from "./services/Storage.js"
 
 /**
  * A key with its value.
@@ -126,6 +138,12 @@ export interface StorageApi {
   count(selector?: Selector): Promise<number>
   /** The value of a key with its metadata, or `null` when the key is absent. */
   getEntry<T = Json>(key: string, options?: StoreOptions): Promise<StoredEntry<T> | null>
+  /**
+   * Begins an atomic commit: `.check(key, version | null)`, `.set(key, value)` and `.remove(key)` on any stores, then
+   * `.commit()`, which resolves to `{ ok: true, version }`, or `{ ok: false }` (nothing written) when a check failed.
+   * A refused key, version or value rejects the commit with its coded error, and nothing is written.
+   */
+  atomic(): Atomic<Promise<CommitResult>>
   getMany<T = Json>(keys: Iterable<string>, options?: StoreOptions): Promise<Map<string, T>>
   setMany(entries: SetManyEntries, options?: StoreOptions): Promise<void>
   deleteMany(keys: Iterable<string>, options?: StoreOptions): Promise<number>
@@ -273,6 +291,7 @@ const makeApi = (run: <A>(start: () => Begun<A>) => Promise<A>): StorageApi => (
   list: <T>(selector?: Selector) => new ListIterator<T>(run, selector),
   page: <T>(options?: PageOptions) => run(() => begin("page", options) as Begun<Page<T>>),
   count: (selector) => run(() => begin("count", selector)),
+  atomic: () => makeAtomic((operations) => run(() => begin("commitAtomic", operations))),
   getEntry: <T>(key: string, options?: StoreOptions) =>
     run(() => mapBegun(begin("getEntry", key, options), (entry) => Option.getOrNull(entry) as StoredEntry<T> | null)),
   getMany: <T>(keys: Iterable<string>, options?: StoreOptions) =>
@@ -429,7 +448,9 @@ const filenameOf = (options: OpenOptions): string => {
 }
 
 /** Whether a client is open or opening (a first call whose open failed leaves it neither). */
-const inUse = new WeakMap<StorageClient, () => boolean>()
+const inUse = new WeakMap<StorageApi, () => boolean>()
+/** How a client commits the operations of an atomic builder (for the builders of the module-level `atomic()`). */
+const committers = new WeakMap<StorageApi, (operations: ReadonlyArray<AtomicOperation>) => Promise<CommitResult>>()
 
 /**
  * Opens a client on a database file. Throws `InvalidKeyError` (9004) for options naming no valid app or file, or
@@ -520,6 +541,7 @@ export const open = (options: OpenOptions): StorageClient => {
     [Symbol.asyncDispose]: close
   }
   inUse.set(client, () => ready !== undefined || connected !== undefined)
+  committers.set(client, (operations) => run(() => begin("commitAtomic", operations)))
   return client
 }
 
@@ -622,6 +644,10 @@ export function page<T = Json>(options?: PageOptions): Promise<Page<T>> {
 /** How many keys a selector selects. @since 0.2.0 */
 export function count(selector?: Selector): Promise<number> {
   return withDefault((client) => client.count(selector))
+}
+/** Begins an atomic commit of checks and writes; see `StorageApi.atomic`. @since 0.2.0 */
+export function atomic(): Atomic<Promise<CommitResult>> {
+  return makeAtomic((operations) => withDefault((client) => committers.get(client)!(operations)))
 }
 /** The value of a key with its metadata, or `null` when absent. @since 0.2.0 */
 export function getEntry<T = Json>(key: string, options?: StoreOptions): Promise<StoredEntry<T> | null> {

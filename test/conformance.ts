@@ -16,6 +16,7 @@ import {
   type StorageError,
   StorageErrorCode
 } from "../src/index.js"
+import { atomicCases } from "./conformance-atomic.js"
 import { rangeCases } from "./conformance-ranges.js"
 
 let storeCounter = 0
@@ -110,6 +111,7 @@ export const invalidNames: ReadonlyArray<readonly [string, unknown, string]> = [
 export const conformance = (name: string, layer: Layer.Layer<Storage, unknown>): void =>
   it.layer(layer, { timeout: "60 seconds" })(name, (it) => {
     rangeCases("ranges", it, freshStore)
+    atomicCases("atomic", it, freshStore)
 
     it.effect("get returns None for an absent key and the value for a present one", () =>
       Effect.gen(function* () {

@@ -6,7 +6,14 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import { afterEach, describe, expect, it } from "vitest"
-import { Storage, type StorageError, type StorageService } from "../src/index.js"
+import {
+  type Atomic,
+  type CommitResult,
+  Storage,
+  type StorageError,
+  type StorageService,
+  type WriteError
+} from "../src/index.js"
 import * as storage from "../src/promise.js"
 import { conformance } from "./conformance.js"
 import { tempDir } from "./support.js"
@@ -15,9 +22,20 @@ const dir = tempDir()
 let fileCounter = 0
 const freshFile = (): string => path.join(dir, `db-${++fileCounter}`, "storage.db")
 
+const call = <A>(f: () => Promise<A>) => Effect.tryPromise({ try: f, catch: (error) => error as StorageError })
+
+/** The Promise API's atomic builder as the Effect API's. */
+const adaptAtomic = (
+  builder: storage.Atomic<Promise<CommitResult>>
+): Atomic<Effect.Effect<CommitResult, WriteError>> => ({
+  check: (key, version, options) => adaptAtomic(builder.check(key, version, options)),
+  set: (key, value, options) => adaptAtomic(builder.set(key, value, options)),
+  remove: (key, options) => adaptAtomic(builder.remove(key, options)),
+  commit: () => call(() => builder.commit()) as Effect.Effect<CommitResult, WriteError>
+})
+
 /** The Storage service, implemented by calling the Promise API: the conformance suite runs through it. */
 const adapt = (client: storage.StorageClient): StorageService => {
-  const call = <A>(f: () => Promise<A>) => Effect.tryPromise({ try: f, catch: (error) => error as StorageError })
   return {
     // The Promise API reads an absent key as null; `has` tells a stored null from an absent key.
     get: (key, options) =>
@@ -40,6 +58,7 @@ const adapt = (client: storage.StorageClient): StorageService => {
     list: (selector) => Stream.fromAsyncIterable(client.list(selector), (error) => error as StorageError),
     page: (options) => call(() => client.page(options)),
     count: (selector) => call(() => client.count(selector)),
+    atomic: () => adaptAtomic(client.atomic()),
     getEntry: (key, options) =>
       Effect.map(
         call(() => client.getEntry(key, options)),

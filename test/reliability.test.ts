@@ -148,7 +148,7 @@ describe("crashes", () => {
 })
 
 describe("several processes", () => {
-  it("four processes updating one counter and writing their own keys lose nothing and see no SQLITE_BUSY", async () => {
+  it("four processes incrementing counters (update, atomic check-and-set) and writing keys lose nothing, no SQLITE_BUSY", async () => {
     const filename = freshFile()
     const PROCESSES = 4
     const COUNT = 150
@@ -156,7 +156,7 @@ describe("several processes", () => {
       Array.from(
         { length: PROCESSES },
         (_, id) =>
-          new Promise<{ failures: Array<string> }>((resolve, reject) => {
+          new Promise<{ failures: Array<string>; stale: number }>((resolve, reject) => {
             const child = spawn(process.execPath, [fixture("counter.mjs"), filename, String(id), String(COUNT)])
             let out = ""
             let err = ""
@@ -173,6 +173,7 @@ describe("several processes", () => {
     for (const { failures } of results) expect(failures).toEqual([])
     const client = open({ filename })
     expect(await client.get("counter")).toBe(PROCESSES * COUNT)
+    expect(await client.get("cas-counter")).toBe(PROCESSES * COUNT)
     const keys = await client.keys()
     expect(keys.filter((key) => key.startsWith("p"))).toHaveLength(PROCESSES * COUNT)
     expect(keys.filter((key) => key.startsWith("batch:"))).toHaveLength(PROCESSES * (COUNT / 10) * 2)

@@ -26,6 +26,12 @@ export type MetaRow = readonly [text: string, createdAt: number, updatedAt: numb
  */
 export const weigh = (row: Row): number => row[0].length + row[1].length
 
+/** A check of an atomic commit: the key's version must be this one (`null`: the key must be absent). */
+export type Check = readonly [store: string, key: string, version: number | null]
+
+/** A write of an atomic commit: the JSON text to store, or `undefined` to remove the key. */
+export type Write = readonly [store: string, key: string, text: string | undefined]
+
 /** The primitives, in their synchronous form. They throw `ReadFailed`, `WriteFailed` or `DatabaseError`. */
 export interface Primitives {
   /** The JSON text of a key, or `undefined`. */
@@ -61,6 +67,11 @@ export interface Primitives {
    * written text.
    */
   readonly update: (store: string, key: string, f: (text: string | undefined) => string | StorageError) => string
+  /**
+   * An atomic commit, in one transaction that holds the write lock from its start: when every check holds, the
+   * writes (in order) with the next version, which it returns; otherwise nothing, and `undefined`.
+   */
+  readonly commit: (checks: ReadonlyArray<Check>, writes: ReadonlyArray<Write>) => number | undefined
 }
 
 /** The primitives as effects. */

@@ -88,6 +88,10 @@ export const Sql = {
   get: `SELECT value FROM ${TABLE} WHERE store = ? AND key = ?`,
   /** (store, key) → one row when present */
   has: `SELECT 1 AS present FROM ${TABLE} WHERE store = ? AND key = ?`,
+  /** (store, key) → version */
+  versionOf: `SELECT version FROM ${TABLE} WHERE store = ? AND key = ?`,
+  /** (store, key) */
+  deleteOne: `DELETE FROM ${TABLE} WHERE store = ? AND key = ?`,
   /** (store, key) → value, created_at, updated_at, version */
   getEntry: `SELECT value, created_at, updated_at, version FROM ${TABLE} WHERE store = ? AND key = ?`,
   /** () → the version of the write that runs it: the next one (a write: it takes the write lock) */

@@ -60,6 +60,14 @@ const makePrimitives = (): Primitives => {
     }
     values.values.set(key, { text, createdAt: previous?.createdAt ?? now, updatedAt: now, version })
   }
+  /** Removes a key; `true` when it existed. */
+  const remove = (store: string, key: string): boolean => {
+    const values = stores.get(store)
+    if (values === undefined || !values.values.delete(key)) return false
+    if (values.sorted !== undefined) values.sorted.splice(lowerIndex(values.sorted, key), 1)
+    if (values.values.size === 0) stores.delete(store)
+    return true
+  }
   const sortedKeys = (values: Values): Array<string> => {
     if (values.sorted === undefined) values.sorted = Array.from(values.values.keys()).sort(compareCodePoints)
     return values.sorted
@@ -133,12 +141,7 @@ const makePrimitives = (): Primitives => {
       if (values === undefined) return 0
       if (keys.length > FEW) values.sorted = undefined
       let removed = 0
-      for (const key of keys) {
-        if (!values.values.delete(key)) continue
-        removed++
-        if (values.sorted !== undefined) values.sorted.splice(lowerIndex(values.sorted, key), 1)
-      }
-      if (values.values.size === 0) stores.delete(store)
+      for (const key of keys) if (remove(store, key)) removed++
       return removed
     },
     clear: (store) => {
@@ -149,6 +152,18 @@ const makePrimitives = (): Primitives => {
       if (typeof text !== "string") throw text
       write(writable(store), key, text, Date.now(), ++clock)
       return text
+    },
+    commit: (checks, writes) => {
+      for (const [store, key, expected] of checks) {
+        if ((stores.get(store)?.values.get(key)?.version ?? null) !== expected) return undefined
+      }
+      const version = ++clock
+      const now = Date.now()
+      for (const [store, key, text] of writes) {
+        if (text !== undefined) write(writable(store), key, text, now, version)
+        else remove(store, key)
+      }
+      return version
     }
   }
 }

@@ -52,7 +52,7 @@ const makePrimitives = (sql: SqlClient.SqlClient): EffectPrimitives => {
         Effect.catchAllDefect((cause) => Effect.fail(readFailure(operation, store, cause)))
       ) as Effect.Effect<A, Exclude<E, SqlError> | ReadFailedError | DatabaseError>
   const write =
-    (operation: string, store: string) =>
+    (operation: string, store: string | undefined) =>
     <A, E>(self: Effect.Effect<A, E>): Effect.Effect<A, Exclude<E, SqlError> | WriteFailedError | DatabaseError> =>
       self.pipe(
         Effect.catchIf(isSqlError, (cause) => Effect.fail(writeFailure(operation, store, cause))),
@@ -163,7 +163,28 @@ const makePrimitives = (sql: SqlClient.SqlClient): EffectPrimitives => {
             return text
           })
         )
-        .pipe(write("update", store))
+        .pipe(write("update", store)),
+    commit: (checks, writes) =>
+      sql
+        .withTransaction(
+          Effect.gen(function* () {
+            // The write lock first: the checks read what no other writer can change before the commit.
+            yield* query(LOCK_TABLE, [])
+            for (const [store, key, expected] of checks) {
+              const rows = yield* query<{ readonly version: number | bigint }>(Sql.versionOf, [store, key])
+              const current = rows[0] === undefined ? null : Number(rows[0].version)
+              if (current !== expected) return undefined
+            }
+            const version = yield* nextVersion
+            const now = Date.now()
+            for (const [store, key, text] of writes) {
+              if (text === undefined) yield* query(Sql.deleteOne, [store, key])
+              else yield* query(Sql.upsert(1), [store, key, text, now, now, version])
+            }
+            return version
+          })
+        )
+        .pipe(write("commit", undefined))
   }
 }
 

@@ -14,7 +14,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import { DatabaseError, isStorageError, type StorageError } from "../errors/StorageError.js"
-import { type MetaRow, type Primitives, type Row, weigh } from "../internal/backend.js"
+import { type Check, type MetaRow, type Primitives, type Row, type Write, weigh } from "../internal/backend.js"
 import { openFailure, readFailure, sqliteCodeOf, writeFailure } from "../internal/failure.js"
 import { quote } from "../internal/quote.js"
 import {
@@ -223,6 +223,8 @@ const makePrimitives = (db: Database.Database): Primitives => {
   const clear = prepare(Sql.clear)
   const upsert = prepare(Sql.upsert(1))
   const nextVersion = prepare(Sql.nextVersion).pluck()
+  const versionOf = prepare(Sql.versionOf).pluck()
+  const deleteOne = prepare(Sql.deleteOne)
   // IN-list statements are prepared once per list length and kept: lengths are at most CHUNK.
   const inLists = new Map<string, Statement>()
   const inList = (kind: "selectIn" | "deleteIn", length: number): Statement => {
@@ -296,6 +298,19 @@ const makePrimitives = (db: Database.Database): Primitives => {
     }
   )
 
+  const commitAtomic = db.transaction((checks: ReadonlyArray<Check>, writes: ReadonlyArray<Write>) => {
+    for (const [store, key, expected] of checks) {
+      if (((versionOf.get(store, key) as number | undefined) ?? null) !== expected) return undefined
+    }
+    const version = nextVersion.get() as number
+    const now = Date.now()
+    for (const [store, key, text] of writes) {
+      if (text === undefined) deleteOne.run(store, key)
+      else upsert.run(store, key, text, now, now, version)
+    }
+    return version
+  })
+
   // Every primitive is one synchronous call into SQLite, its failure mapped by what was being done.
   const read = <A>(operation: string, store: string, f: () => A): A => {
     try {
@@ -304,7 +319,7 @@ const makePrimitives = (db: Database.Database): Primitives => {
       throw readFailure(operation, store, cause)
     }
   }
-  const write = <A>(operation: string, store: string, f: () => A): A => {
+  const write = <A>(operation: string, store: string | undefined, f: () => A): A => {
     try {
       return f()
     } catch (cause) {
@@ -342,7 +357,8 @@ const makePrimitives = (db: Database.Database): Primitives => {
       write("clear", store, () => {
         clear.run(store)
       }),
-    update: (store, key, f) => write("update", store, () => updateKey.immediate(store, key, f))
+    update: (store, key, f) => write("update", store, () => updateKey.immediate(store, key, f)),
+    commit: (checks, writes) => write("commit", undefined, () => commitAtomic.immediate(checks, writes))
   }
 }
 

@@ -16,13 +16,21 @@ import {
   NotFoundError,
   SerializationError
 } from "../errors/StorageError.js"
-import { type Backend, type EffectPrimitives, type Primitives, type Row, weigh } from "../internal/backend.js"
+import {
+  type Backend,
+  type Check,
+  type EffectPrimitives,
+  type Primitives,
+  type Row,
+  type Write,
+  weigh
+} from "../internal/backend.js"
 import { InvalidStoredJson, parse, serialize } from "../internal/json.js"
 import { compareCodePoints } from "../internal/order.js"
 import { quote } from "../internal/quote.js"
 import { after, encodeCursor, type Range, type Selection, select, selectPage } from "../internal/selector.js"
 import { checkKey, checkKeyList, eachEntry, resolveStore } from "../internal/validate.js"
-import { formatVersion } from "../internal/version.js"
+import { formatVersion, parseVersion } from "../internal/version.js"
 
 /**
  * A JSON value: what can be stored and what comes back.
@@ -156,6 +164,36 @@ export interface UpdateOptions extends StoreOptions {
 export type UpdateError = WriteError | ReadValueError | NotFoundError
 
 /**
+ * The result of an atomic commit: `ok`, with the version every entry it wrote now has, or not `ok` when one of its
+ * checks failed, and then nothing was written.
+ *
+ * @since 0.2.0
+ */
+export type CommitResult = { readonly ok: true; readonly version: string } | { readonly ok: false }
+
+/**
+ * An atomic commit being built: checks and writes on keys of any stores, committed together, or not at all, by
+ * `commit()`. Each method returns a new builder (the one it is called on is unchanged), so a builder can be kept and
+ * committed again. A value is serialized when `set` is called; a refused key, store name, version or value fails
+ * the commit with its coded error before anything is written.
+ *
+ * @since 0.2.0
+ */
+export interface Atomic<Commit> {
+  /**
+   * The commit goes through only if the key's version is `version` when it commits (`null`: only if the key is
+   * absent). A version is a string that `getEntry` or a commit returned.
+   */
+  readonly check: (key: string, version: string | null, options?: StoreOptions) => Atomic<Commit>
+  /** Stores a value (inserting or overwriting) when the commit goes through. */
+  readonly set: (key: string, value: unknown, options?: StoreOptions) => Atomic<Commit>
+  /** Removes a key when the commit goes through. */
+  readonly remove: (key: string, options?: StoreOptions) => Atomic<Commit>
+  /** Commits: in one transaction, every check, then (when they all pass) every write, in the order given. */
+  readonly commit: () => Commit
+}
+
+/**
  * The operations of the `Storage` service. Every operation works on exactly one store and requires nothing.
  * Keys are non-empty, well-formed strings of at most 2048 UTF-8 bytes; store names the same with at most 256.
  * `keys`, `entries` and `getMany` list in ascending Unicode code point order of the key.
@@ -220,6 +258,11 @@ export interface StorageService {
     f: (current: Json) => unknown,
     options?: UpdateOptions
   ) => Effect.Effect<Json, UpdateError>
+  /**
+   * Begins an atomic commit: `.check(key, version | null)`, `.set(key, value)` and `.remove(key)` on any stores,
+   * then `.commit()`, which gives `{ ok: true, version }`, or `{ ok: false }` (nothing written) when a check failed.
+   */
+  readonly atomic: () => Atomic<Effect.Effect<CommitResult, WriteError>>
 }
 
 /**
@@ -454,11 +497,63 @@ export const startList = (selector: unknown): ListState | undefined => {
 }
 
 /**
+ * One operation of an atomic commit as its builder recorded it: arguments unchecked (the commit checks them), the
+ * value of a `set` already serialized (or the error that refused it).
+ *
+ * @internal
+ */
+export type AtomicOperation =
+  | { readonly _tag: "check"; readonly key: unknown; readonly version: unknown; readonly options: unknown }
+  | { readonly _tag: "set"; readonly key: unknown; readonly text: string | StorageError; readonly options: unknown }
+  | { readonly _tag: "remove"; readonly key: unknown; readonly options: unknown }
+
+/** Serializes the value of an atomic `set` when it is called, so that what it will write is fixed then. */
+const encodeForCommit = (key: unknown, value: unknown, options: unknown): string | StorageError => {
+  try {
+    const text = encode(storeOf(options), requireKey(key), value)
+    return text
+  } catch (thrown) {
+    return asStorageError(thrown)
+  }
+}
+
+/**
+ * A builder of atomic commits over `commit`, which runs the recorded operations (the Effect API and the Promise
+ * API give their own).
+ *
+ * @internal
+ */
+export const makeAtomic = <Commit>(
+  commit: (operations: ReadonlyArray<AtomicOperation>) => Commit,
+  operations: ReadonlyArray<AtomicOperation> = []
+): Atomic<Commit> => ({
+  check: (key, version, options) => makeAtomic(commit, [...operations, { _tag: "check", key, version, options }]),
+  set: (key, value, options) =>
+    makeAtomic(commit, [...operations, { _tag: "set", key, text: encodeForCommit(key, value, options), options }]),
+  remove: (key, options) => makeAtomic(commit, [...operations, { _tag: "remove", key, options }]),
+  commit: () => commit(operations)
+})
+
+/**
  * The chunks of a list: each one bounded query, with the state of the next chunk (`undefined` at the end). The rows
  * come undecoded: a caller decodes each as it reaches it (`decode`), so a parsed value lives only as long as the
  * caller keeps it.
  */
-const listPrograms = {
+const internalPrograms = {
+  *commitAtomic(operations: ReadonlyArray<AtomicOperation>): Program<CommitResult> {
+    const checks: Array<Check> = []
+    const writes: Array<Write> = []
+    for (const operation of operations) {
+      const store = storeOf(operation.options)
+      const key = requireKey(operation.key)
+      if (operation._tag === "check") checks.push([store, key, parseVersion(operation.version)])
+      else if (operation._tag === "remove") writes.push([store, key, undefined])
+      else if (typeof operation.text === "string") writes.push([store, key, operation.text])
+      else throw operation.text
+    }
+    const version = yield* call("commit", checks, writes)
+    return version === undefined ? { ok: false } : { ok: true, version: formatVersion(version) }
+  },
   *listChunk(state: ListState): Program<readonly [ReadonlyArray<Row>, ListState | undefined]> {
     const { store, range, chunk } = state
     const want = range.limit === undefined ? chunk : Math.min(chunk, range.limit)
@@ -527,8 +622,8 @@ const runEffect = <A>(primitives: EffectPrimitives, program: Program<A>): Effect
   return next(undefined)
 }
 
-type Programs = typeof programs & typeof listPrograms
-const operations: Programs = { ...programs, ...listPrograms }
+type Programs = typeof programs & typeof internalPrograms
+const operations: Programs = { ...programs, ...internalPrograms }
 type Result<K extends keyof Programs> = ReturnType<Programs[K]> extends Program<infer A> ? A : never
 
 /**
@@ -601,7 +696,7 @@ export const make = (backend: Backend): StorageService => {
       if (state === undefined) return Stream.empty
       return Stream.paginateChunkEffect(state, (current) =>
         Effect.flatMap(
-          run(() => listPrograms.listChunk(current)),
+          run(() => internalPrograms.listChunk(current)),
           ([rows, next]) => {
             try {
               return Effect.succeed([
@@ -615,5 +710,6 @@ export const make = (backend: Backend): StorageService => {
         )
       )
     })
-  return { ...service, list } as unknown as StorageService
+  const atomic = () => makeAtomic((operations) => run(() => internalPrograms.commitAtomic(operations)))
+  return { ...service, list, atomic } as unknown as StorageService
 }
