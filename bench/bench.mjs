@@ -212,6 +212,16 @@ const makeWorkloads = () => {
       }
     },
     {
+      name: "atomic",
+      run: async (side, a) => {
+        // The versions to check are read before the timing (raw keeps none: it checks its column's default).
+        const versions = await a.versionsOf(keys)
+        const { ms, result } = await timed(() => a.atomicEach(keys, newValues, versions))
+        check(result.length === n && result.every((ok) => ok === true), `${side} atomic: a commit failed its check`)
+        return { atomic: perOp(ms, n) }
+      }
+    },
+    {
       name: "keys",
       run: async (side, a) => {
         const { ms, result } = await timed(repeated(listRepeat, () => a.keys()))

@@ -71,6 +71,14 @@ export const rawApi = (db) => {
     "SELECT key, value FROM runtime_storage WHERE store = ? AND key > ? AND key < ? ORDER BY key LIMIT ?"
   )
   const countRange = db.prepare("SELECT count(*) FROM runtime_storage WHERE store = ? AND key >= ? AND key < ?").pluck()
+  // An atomic check-and-set the straightforward way: read the row's version and write, in one transaction.
+  const versionStatement = db.prepare("SELECT version FROM runtime_storage WHERE store = ? AND key = ?").pluck()
+  const checkAndSet = db.transaction((key, expected, text) => {
+    if ((versionStatement.get(STORE, key) ?? null) !== expected) return false
+    const now = Date.now()
+    upsert.run(STORE, key, text, now, now)
+    return true
+  })
   const SELECT_IN = "SELECT key, value FROM runtime_storage WHERE store = ? AND key IN"
   const DELETE_IN = "DELETE FROM runtime_storage WHERE store = ? AND key IN"
   const setManyTransaction = db.transaction((pairs) => {
@@ -109,6 +117,9 @@ export const rawApi = (db) => {
       const entries = rows.map((row) => ({ key: row.key, value: JSON.parse(row.value) }))
       return Promise.resolve({ entries, cursor: rows.length === limit ? rows[rows.length - 1].key : null })
     },
+    /** The version each key has (raw keeps none: the column's default). */
+    versionOf: (key) => Promise.resolve(versionStatement.get(STORE, key) ?? null),
+    checkAndSet: (key, expected, value) => Promise.resolve(checkAndSet.immediate(key, expected, JSON.stringify(value))),
     count: ({ prefix }) => Promise.resolve(countRange.get(STORE, prefix, prefixEnd(prefix))),
     /** Every entry, through better-sqlite3's iterate(): one statement, one row at a time. */
     stream: (visit) => {

@@ -59,6 +59,24 @@ const promiseWorkloads = (api) => ({
   keys: () => api.keys(),
   entries: () => api.entries(),
   clear: () => api.clear(),
+  versionsOf: async (keys) => {
+    const out = new Array(keys.length)
+    for (let i = 0; i < keys.length; i++) {
+      out[i] = api.versionOf === undefined ? (await api.getEntry(keys[i])).version : await api.versionOf(keys[i])
+    }
+    return out
+  },
+  /** One atomic commit per key: a check of its version and a set. */
+  atomicEach: async (keys, values, versions) => {
+    const out = new Array(keys.length)
+    for (let i = 0; i < keys.length; i++) {
+      out[i] =
+        api.checkAndSet === undefined
+          ? (await api.atomic().check(keys[i], versions[i]).set(keys[i], values[i]).commit()).ok
+          : await api.checkAndSet(keys[i], versions[i], values[i])
+    }
+    return out
+  },
   /** `pages` consecutive pages of `size` under a prefix, following the cursors. */
   pages: async (prefix, pages, size) => {
     const out = []
@@ -169,6 +187,21 @@ const openEffect = async (filename) => {
     keys: () => run((storage) => storage.keys()),
     entries: () => run((storage) => storage.entries()),
     clear: () => run((storage) => storage.clear()),
+    versionsOf: (keys) =>
+      run((storage) =>
+        Effect.forEach(keys, (key) => Effect.map(storage.getEntry(key), (entry) => Option.getOrThrow(entry).version))
+      ),
+    atomicEach: (keys, values, versions) =>
+      run((storage) =>
+        Effect.gen(function* () {
+          const out = new Array(keys.length)
+          for (let i = 0; i < keys.length; i++) {
+            const result = yield* storage.atomic().check(keys[i], versions[i]).set(keys[i], values[i]).commit()
+            out[i] = result.ok
+          }
+          return out
+        })
+      ),
     pages: (prefix, pages, size) =>
       run((storage) =>
         Effect.gen(function* () {
