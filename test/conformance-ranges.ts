@@ -307,7 +307,7 @@ export const rangeCases = (name: string, it: Vitest.MethodsNonLive<Storage>, fre
     })
   )
 
-  it.effect(`${name}: list reads values of several megabytes a few at a time`, () =>
+  it.effect(`${name}: list returns values of several megabytes whole and in order`, () =>
     Effect.gen(function* () {
       const storage = yield* Storage
       const store = freshStore()
