@@ -102,8 +102,15 @@ const call = (
       return storage.page(options)
     case 14:
       return Stream.runCollect(storage.list(options))
-    default:
+    case 15:
       return storage.getEntry(a as string, options)
+    default:
+      return storage
+        .atomic()
+        .check(a as string, b as string, options)
+        .set(a as string, b, options)
+        .remove(b as string, options)
+        .commit()
   }
 }
 
@@ -123,7 +130,7 @@ for (const [name, layer] of layers) {
     it.effect.prop(
       "random garbage at every operation: stored exactly, or refused with 9004/9006, and other data untouched",
       [
-        fc.nat(15),
+        fc.nat(16),
         garbage,
         garbage,
         fc.oneof(
