@@ -23,7 +23,7 @@ import {
   isStorageError,
   type StorageError
 } from "./errors/StorageError.js"
-import type { Primitives, Row } from "./internal/backend.js"
+import type { Primitives, Row, SyncPrimitives } from "./internal/backend.js"
 import { checkKey, resolveStore } from "./internal/validate.js"
 import { type Durability, makeSqlitePrimitives } from "./layers/Sqlite.js"
 import { defaultDatabasePath, resolveDefaultFilename } from "./location.js"
@@ -144,6 +144,15 @@ export interface StorageApi {
    * A refused key, version or value rejects the commit with its coded error, and nothing is written.
    */
   atomic(): Atomic<Promise<CommitResult>>
+  /**
+   * Runs `f` in one transaction across all stores, holding the write lock from its start: `tx` has every operation
+   * of this API, bound to the transaction. It commits when `f`'s promise resolves (and resolves with its value), and
+   * rolls back when it rejects. Other calls on this client made meanwhile wait until it ends (so do not await them
+   * inside `f`: use `tx`); other processes' writers wait up to their busy timeout. Every write inside takes the
+   * transaction's one version. `tx.transaction(g)` is a savepoint: when `g` rejects, its writes are undone and the
+   * rejection goes on to `f`, which may catch it and go on. Using `tx` after `f` has settled rejects with 9000.
+   */
+  transaction<A>(f: (tx: StorageApi) => Promise<A>): Promise<A>
   getMany<T = Json>(keys: Iterable<string>, options?: StoreOptions): Promise<Map<string, T>>
   setMany(entries: SetManyEntries, options?: StoreOptions): Promise<void>
   deleteMany(keys: Iterable<string>, options?: StoreOptions): Promise<number>
@@ -279,7 +288,11 @@ class ListIterator<T> implements AsyncIterableIterator<Entry<T>> {
   }
 }
 
-const makeApi = (run: <A>(start: () => Begun<A>) => Promise<A>): StorageApi => ({
+const makeApi = (
+  run: <A>(start: () => Begun<A>) => Promise<A>,
+  transaction: <A>(f: (tx: StorageApi) => Promise<A>) => Promise<A>
+): StorageApi => ({
+  transaction,
   get: <T>(key: string, options?: StoreOptions) =>
     run(() => mapBegun(begin("get", key, options), (value) => Option.getOrNull(value) as T | null)),
   set: (key, value, options) => run(() => begin("set", key, value, options)),
@@ -421,8 +434,58 @@ const makeReadBatcher = (filename: string, connection: () => Primitives | undefi
   }
 }
 
+const notAFunction = (f: unknown): InvalidKeyError =>
+  new InvalidKeyError({ reason: `transaction needs a function of the transaction, got ${typeof f}` })
+
+const transactionEnded = (): GenericError =>
+  new GenericError({
+    reason: "The transaction has ended: its operations can only be used until its function's promise settles"
+  })
+
+/**
+ * Runs one level of a transaction on a connection that no other call uses meanwhile: begun (a savepoint when one is
+ * open), then committed when `f`'s promise resolves and rolled back when it rejects (or `f` throws). `tx` rejects
+ * every call once `f` has settled.
+ */
+const runTransaction = async <A>(primitives: SyncPrimitives, f: (tx: StorageApi) => Promise<A>): Promise<A> => {
+  const { transactions } = primitives
+  transactions.begin()
+  const scope = { open: true }
+  const txRun = <B>(start: () => Begun<B>): Promise<B> => {
+    if (!scope.open) return Promise.reject(transactionEnded())
+    let begun: Begun<B>
+    try {
+      begun = start()
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    return new Promise((resolve, reject) => settle(begun, primitives, resolve, reject))
+  }
+  const tx: StorageApi = makeApi(txRun, <B>(g: (inner: StorageApi) => Promise<B>) => {
+    if (!scope.open) return Promise.reject(transactionEnded())
+    if (typeof g !== "function") return Promise.reject(notAFunction(g))
+    return runTransaction(primitives, g)
+  })
+  let value: A
+  try {
+    value = await f(tx)
+  } catch (error) {
+    scope.open = false
+    transactions.rollback()
+    throw error
+  }
+  scope.open = false
+  try {
+    transactions.commit()
+  } catch (error) {
+    transactions.rollback()
+    throw error
+  }
+  return value
+}
+
 /** The primitives of one connection, for the clients of this module. */
-class Connection extends Context.Tag("runtime-storage/promise/Connection")<Connection, Primitives>() {}
+class Connection extends Context.Tag("runtime-storage/promise/Connection")<Connection, SyncPrimitives>() {}
 
 const closedError = (filename: string): GenericError =>
   new GenericError({ reason: `The storage client of ${JSON.stringify(filename)} is closed` })
@@ -469,31 +532,56 @@ export const open = (options: OpenOptions): StorageClient => {
     makeSqlitePrimitives({ filename, durability: options.durability, busyTimeout: options.busyTimeout ?? 5000 })
   )
   type Connected = ManagedRuntime.ManagedRuntime<Connection, DatabaseError>
-  // The calls made before the connection is open, in order; run as soon as it is, before any later call.
-  let waiting: Array<{ readonly run: (primitives: Primitives) => void; readonly fail: (error: unknown) => void }> = []
+  // The calls that cannot run yet, in order: the connection is still opening, or a transaction holds it. They run
+  // as soon as it is free, before any later call.
+  let waiting: Array<{ readonly run: (primitives: SyncPrimitives) => void; readonly fail: (error: unknown) => void }> =
+    []
   let connected: Promise<Connected> | undefined
-  let ready: Primitives | undefined
+  let ready: SyncPrimitives | undefined
+  let inTransaction = false
   let closed: Promise<void> | undefined
+  let whenIdle: (() => void) | undefined
+  /** The connection, when a call may run on it now. */
+  const available = (): SyncPrimitives | undefined => (inTransaction ? undefined : ready)
+  /** Runs the waiting calls in order while the connection is free (a transaction among them takes it again). */
+  const drain = (): void => {
+    let index = 0
+    while (ready !== undefined && !inTransaction && index < waiting.length) waiting[index++]!.run(ready)
+    waiting = waiting.slice(index)
+    if (!inTransaction && waiting.length === 0) whenIdle?.()
+  }
   const connect = (): void => {
     if (connected !== undefined) return
     const runtime = ManagedRuntime.make(layer)
     const attempt: Promise<Connected> = runtime.runPromiseExit(Connection).then((exit) => {
-      const calls = waiting
-      waiting = []
       if (Exit.isSuccess(exit)) {
         ready = exit.value
-        for (const call of calls) call.run(exit.value)
+        drain()
         return runtime
       }
       // A failed open is not kept: the next call tries again (the lock may be gone, the disk freed).
       if (connected === attempt) connected = undefined
       void runtime.dispose()
       const error = toError(exit.cause)
+      const calls = waiting
+      waiting = []
       for (const call of calls) call.fail(error)
+      whenIdle?.()
       throw error
     })
     connected = attempt
     attempt.catch(() => undefined)
+  }
+  /** Runs `start` now when the connection is free and nothing waits, else after the calls before it. */
+  const schedule = (run: (primitives: SyncPrimitives) => void, fail: (error: unknown) => void): void => {
+    const primitives = available()
+    if (primitives !== undefined && waiting.length === 0) {
+      reads.flush()
+      run(primitives)
+      return
+    }
+    waiting.push({ run, fail })
+    if (ready === undefined) connect()
   }
   const run = <A>(start: () => Begun<A>): Promise<A> => {
     if (closed !== undefined) return Promise.reject(closedError(filename))
@@ -503,37 +591,51 @@ export const open = (options: OpenOptions): StorageClient => {
     } catch (error) {
       return Promise.reject(error)
     }
-    if (ready !== undefined) {
-      reads.flush()
-      const primitives = ready
-      return new Promise((resolve, reject) => settle(begun, primitives, resolve, reject))
-    }
-    return new Promise((resolve, reject) => {
-      waiting.push({ run: (primitives) => settle(begun, primitives, resolve, reject), fail: reject })
-      connect()
-    })
+    return new Promise((resolve, reject) =>
+      schedule((primitives) => settle(begun, primitives, resolve, reject), reject)
+    )
   }
-  const reads = makeReadBatcher(filename, () => (closed === undefined ? ready : undefined))
+  const transaction = <A>(f: (tx: StorageApi) => Promise<A>): Promise<A> => {
+    if (closed !== undefined) return Promise.reject(closedError(filename))
+    if (typeof f !== "function") return Promise.reject(notAFunction(f))
+    return new Promise<A>((resolve, reject) =>
+      schedule((primitives) => {
+        inTransaction = true
+        runTransaction(primitives, f)
+          .then(resolve, reject)
+          .finally(() => {
+            inTransaction = false
+            drain()
+          })
+      }, reject)
+    )
+  }
+  const reads = makeReadBatcher(filename, () => (closed === undefined ? available() : undefined))
   const close = (): Promise<void> => {
     if (closed !== undefined) return closed
     // Calls made before close() complete: gets already batched are answered now, calls still waiting for the
-    // connection run when it opens, and only then is it closed.
+    // connection (or for a transaction) run when it is free, a transaction runs to its end, and only then is the
+    // connection closed.
     reads.flush()
     closed = (connected ?? Promise.resolve(undefined)).then(
-      (runtime) => {
-        ready = undefined
-        return runtime?.dispose()
-      },
+      (runtime) =>
+        new Promise<void>((idle) => {
+          whenIdle = idle
+          if (!inTransaction && waiting.length === 0) idle()
+        }).then(() => {
+          ready = undefined
+          return runtime?.dispose()
+        }),
       () => undefined
     )
     return closed
   }
-  const api = makeApi(run)
+  const api = makeApi(run, transaction)
   const client: StorageClient = {
     ...api,
     // Gets made in the same tick are answered by one getMany per store: concurrent reads cost about one query.
     get: <T>(key: string, options?: StoreOptions) =>
-      ready === undefined || closed !== undefined
+      available() === undefined || closed !== undefined
         ? api.get<T>(key, options)
         : (reads.get(key, options) as Promise<T | null>),
     filename,
@@ -648,6 +750,10 @@ export function count(selector?: Selector): Promise<number> {
 /** Begins an atomic commit of checks and writes; see `StorageApi.atomic`. @since 0.2.0 */
 export function atomic(): Atomic<Promise<CommitResult>> {
   return makeAtomic((operations) => withDefault((client) => committers.get(client)!(operations)))
+}
+/** Runs `f` in one transaction; see `StorageApi.transaction`. @since 0.2.0 */
+export function transaction<A>(f: (tx: StorageApi) => Promise<A>): Promise<A> {
+  return withDefault((client) => client.transaction(f))
 }
 /** The value of a key with its metadata, or `null` when absent. @since 0.2.0 */
 export function getEntry<T = Json>(key: string, options?: StoreOptions): Promise<StoredEntry<T> | null> {

@@ -18,6 +18,7 @@ import {
 } from "../src/index.js"
 import { atomicCases } from "./conformance-atomic.js"
 import { rangeCases } from "./conformance-ranges.js"
+import { transactionCases } from "./conformance-transaction.js"
 
 let storeCounter = 0
 /** A store name no other test uses. */
@@ -112,6 +113,7 @@ export const conformance = (name: string, layer: Layer.Layer<Storage, unknown>):
   it.layer(layer, { timeout: "60 seconds" })(name, (it) => {
     rangeCases("ranges", it, freshStore)
     atomicCases("atomic", it, freshStore)
+    transactionCases("transaction", it, freshStore)
 
     it.effect("get returns None for an absent key and the value for a present one", () =>
       Effect.gen(function* () {

@@ -1,7 +1,9 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
 import Database from "better-sqlite3"
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
@@ -35,7 +37,7 @@ const adaptAtomic = (
 })
 
 /** The Storage service, implemented by calling the Promise API: the conformance suite runs through it. */
-const adapt = (client: storage.StorageClient): StorageService => {
+const adapt = (client: storage.StorageApi): StorageService => {
   return {
     // The Promise API reads an absent key as null; `has` tells a stored null from an absent key.
     get: (key, options) =>
@@ -59,6 +61,15 @@ const adapt = (client: storage.StorageClient): StorageService => {
     page: (options) => call(() => client.page(options)),
     count: (selector) => call(() => client.count(selector)),
     atomic: () => adaptAtomic(client.atomic()),
+    // The transaction's function is an effect: run to a promise, rejecting with the error it failed with.
+    transaction: (f) =>
+      call(() =>
+        client.transaction(async (tx) => {
+          const exit = await Effect.runPromiseExit(f(adapt(tx)) as Effect.Effect<unknown, unknown>)
+          if (Exit.isSuccess(exit)) return exit.value
+          throw Cause.squash(exit.cause)
+        })
+      ),
     getEntry: (key, options) =>
       Effect.map(
         call(() => client.getEntry(key, options)),

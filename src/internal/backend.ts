@@ -74,6 +74,23 @@ export interface Primitives {
   readonly commit: (checks: ReadonlyArray<Check>, writes: ReadonlyArray<Write>) => number | undefined
 }
 
+/**
+ * The transactions of a synchronous backend, nested as levels: the first `begin` opens a transaction that holds the
+ * write lock from its start (`BEGIN IMMEDIATE`), each further one a savepoint inside it. `commit` and `rollback` end
+ * the innermost level. While a transaction is open, every write joins it, and all of them take one version (the
+ * first write's); undoing the level that took it gives it back.
+ */
+export interface Transactions {
+  readonly begin: () => void
+  readonly commit: () => void
+  readonly rollback: () => void
+}
+
+/** A synchronous backend's primitives with its transactions. */
+export interface SyncPrimitives extends Primitives {
+  readonly transactions: Transactions
+}
+
 /** The primitives as effects. */
 export type EffectPrimitives = {
   readonly [K in keyof Primitives]: (
@@ -83,5 +100,14 @@ export type EffectPrimitives = {
 
 /** A backend: synchronous or effectful primitives. */
 export type Backend =
-  | { readonly _tag: "Sync"; readonly primitives: Primitives }
-  | { readonly _tag: "Effect"; readonly primitives: EffectPrimitives }
+  | { readonly _tag: "Sync"; readonly primitives: SyncPrimitives }
+  | {
+      readonly _tag: "Effect"
+      readonly primitives: EffectPrimitives
+      /**
+       * Runs an effect in a transaction that holds the write lock from its start (a savepoint when one is already
+       * open in this fiber): committed when the effect succeeds, rolled back when it fails, dies or is interrupted.
+       * Every write inside takes the transaction's one version.
+       */
+      readonly withTransaction: <A, E, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | StorageError, R>
+    }

@@ -4,7 +4,7 @@
  * @since 0.1.0
  */
 import * as Layer from "effect/Layer"
-import { type MetaRow, type Primitives, type Row, weigh } from "../internal/backend.js"
+import { type MetaRow, type Row, type SyncPrimitives, weigh } from "../internal/backend.js"
 import { compareCodePoints } from "../internal/order.js"
 import type { Range } from "../internal/selector.js"
 import { make, Storage } from "../services/Storage.js"
@@ -34,7 +34,7 @@ const lowerIndex = (sorted: ReadonlyArray<string>, bound: string): number => {
   return low
 }
 
-const makePrimitives = (): Primitives => {
+const makePrimitives = (): SyncPrimitives => {
   // Values are kept as the serializer's JSON text, so every read returns a fresh value and `size` counts the
   // same bytes as SQLite does.
   const stores = new Map<string, Values>()
@@ -53,12 +53,37 @@ const makePrimitives = (): Primitives => {
   // A few keys added or removed are put in (or taken out of) the sorted keys; after a larger batch they are sorted
   // again when next read.
   const FEW = 16
-  const write = (values: Values, key: string, text: string, now: number, version: number): void => {
-    const previous = values.values.get(key)
-    if (previous === undefined && values.sorted !== undefined) {
+  // The open transaction's levels: for each, how to undo its changes (newest last) and the clock before it.
+  const levels: Array<{ readonly undo: Array<() => void>; readonly clock: number }> = []
+  let sharedVersion: number | undefined
+  let versionDepth = 0
+  const takeVersion = (): number => {
+    if (levels.length === 0) return ++clock
+    if (sharedVersion === undefined) {
+      sharedVersion = ++clock
+      versionDepth = levels.length
+    }
+    return sharedVersion
+  }
+  /** Records how to put a key back as it is now, when a transaction is open. */
+  const remember = (store: string, key: string): void => {
+    const level = levels.at(-1)
+    if (level === undefined) return
+    const previous = stores.get(store)?.values.get(key)
+    level.undo.push(() => {
+      if (previous === undefined) remove(store, key)
+      else put(writable(store), key, previous)
+    })
+  }
+  const put = (values: Values, key: string, stored: Stored): void => {
+    if (!values.values.has(key) && values.sorted !== undefined) {
       values.sorted.splice(lowerIndex(values.sorted, key), 0, key)
     }
-    values.values.set(key, { text, createdAt: previous?.createdAt ?? now, updatedAt: now, version })
+    values.values.set(key, stored)
+  }
+  const write = (values: Values, key: string, text: string, now: number, version: number): void => {
+    const previous = values.values.get(key)
+    put(values, key, { text, createdAt: previous?.createdAt ?? now, updatedAt: now, version })
   }
   /** Removes a key; `true` when it existed. */
   const remove = (store: string, key: string): boolean => {
@@ -85,6 +110,25 @@ const makePrimitives = (): Primitives => {
     }
   }
   return {
+    transactions: {
+      begin: () => {
+        levels.push({ undo: [], clock })
+      },
+      commit: () => {
+        const level = levels.pop()!
+        const parent = levels.at(-1)
+        // A savepoint's changes become its parent's, undone with it.
+        if (parent !== undefined) for (const undo of level.undo) parent.undo.push(undo)
+        if (levels.length === 0) sharedVersion = undefined
+        else if (versionDepth > levels.length) versionDepth = levels.length
+      },
+      rollback: () => {
+        const level = levels.pop()!
+        for (let index = level.undo.length - 1; index >= 0; index--) level.undo[index]!()
+        clock = level.clock
+        if (versionDepth > levels.length) sharedVersion = undefined
+      }
+    },
     get: (store, key) => storeOf(store).values.get(key)?.text,
     getMany: (store, keys) => {
       const { values } = storeOf(store)
@@ -132,8 +176,11 @@ const makePrimitives = (): Primitives => {
       const values = writable(store)
       if (rows.length > FEW) values.sorted = undefined
       const now = Date.now()
-      const version = ++clock
-      for (const [key, text] of rows) write(values, key, text, now, version)
+      const version = takeVersion()
+      for (const [key, text] of rows) {
+        remember(store, key)
+        write(values, key, text, now, version)
+      }
       return version
     },
     deleteMany: (store, keys) => {
@@ -141,25 +188,34 @@ const makePrimitives = (): Primitives => {
       if (values === undefined) return 0
       if (keys.length > FEW) values.sorted = undefined
       let removed = 0
-      for (const key of keys) if (remove(store, key)) removed++
+      for (const key of keys) {
+        remember(store, key)
+        if (remove(store, key)) removed++
+      }
       return removed
     },
     clear: (store) => {
-      stores.delete(store)
+      const previous = stores.get(store)
+      if (previous !== undefined) {
+        levels.at(-1)?.undo.push(() => stores.set(store, previous))
+        stores.delete(store)
+      }
     },
     update: (store, key, f) => {
       const text = f(stores.get(store)?.values.get(key)?.text)
       if (typeof text !== "string") throw text
-      write(writable(store), key, text, Date.now(), ++clock)
+      remember(store, key)
+      write(writable(store), key, text, Date.now(), takeVersion())
       return text
     },
     commit: (checks, writes) => {
       for (const [store, key, expected] of checks) {
         if ((stores.get(store)?.values.get(key)?.version ?? null) !== expected) return undefined
       }
-      const version = ++clock
+      const version = takeVersion()
       const now = Date.now()
       for (const [store, key, text] of writes) {
+        remember(store, key)
         if (text !== undefined) write(writable(store), key, text, now, version)
         else remove(store, key)
       }

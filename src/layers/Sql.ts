@@ -7,7 +7,9 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import { SqlError } from "@effect/sql/SqlError"
 import * as Effect from "effect/Effect"
+import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import { DatabaseError, type ReadFailedError, type WriteFailedError } from "../errors/StorageError.js"
 import type { EffectPrimitives, MetaRow, Row } from "../internal/backend.js"
 import { openFailure, readFailure, writeFailure } from "../internal/failure.js"
@@ -40,7 +42,15 @@ interface EntryRow {
 
 const isSqlError = (u: unknown): u is SqlError => u instanceof SqlError
 
-const makePrimitives = (sql: SqlClient.SqlClient): EffectPrimitives => {
+/** The version the writes of the current transaction level share, once one of them took it. */
+interface SharedVersion {
+  version: number | undefined
+}
+
+const makePrimitives = (
+  sql: SqlClient.SqlClient,
+  sharedVersion: FiberRef.FiberRef<SharedVersion | undefined>
+): EffectPrimitives => {
   const query = <A extends object>(text: string, params: ReadonlyArray<unknown>) => sql.unsafe<A>(text, params)
   // @effect/sql reports some failures (a failed COMMIT, e.g. SQLITE_FULL) as defects: they are mapped too.
   // Failures that are not SqlErrors (an update's own refusal) pass through unchanged.
@@ -59,9 +69,18 @@ const makePrimitives = (sql: SqlClient.SqlClient): EffectPrimitives => {
         Effect.catchAllDefect((cause) => Effect.fail(writeFailure(operation, store, cause)))
       ) as Effect.Effect<A, Exclude<E, SqlError> | WriteFailedError | DatabaseError>
 
-  const nextVersion = Effect.map(query<{ readonly version: number | bigint }>(Sql.nextVersion, []), (rows) =>
+  const takeNext = Effect.map(query<{ readonly version: number | bigint }>(Sql.nextVersion, []), (rows) =>
     Number(rows[0]!.version)
   )
+  /** The version of a write: the next one, or inside a transaction the one its writes share. */
+  const nextVersion = Effect.flatMap(FiberRef.get(sharedVersion), (shared) => {
+    if (shared === undefined) return takeNext
+    if (shared.version !== undefined) return Effect.succeed(shared.version)
+    return Effect.map(takeNext, (version) => {
+      shared.version = version
+      return version
+    })
+  })
 
   return {
     get: (store, key) =>
@@ -211,6 +230,30 @@ export const layerSql = (_options?: SqlOptions): Layer.Layer<Storage, DatabaseEr
         },
         undefined
       ).pipe(Effect.catchAllDefect((cause) => Effect.fail(failed(cause))))
-      return make({ _tag: "Effect", primitives: makePrimitives(sql) })
+      const sharedVersion = FiberRef.unsafeMake<SharedVersion | undefined>(undefined)
+      return make({
+        _tag: "Effect",
+        primitives: makePrimitives(sql, sharedVersion),
+        withTransaction: (self) =>
+          Effect.flatMap(FiberRef.get(sharedVersion), (parent) => {
+            // A savepoint inside a transaction starts with its parent's version, and gives it to its parent when
+            // it commits; undone, it takes its version with it (as SQLite undoes the clock's increment).
+            const level: SharedVersion = { version: parent?.version }
+            const body = Effect.locally(self, sharedVersion, level)
+            return sql
+              .withTransaction(parent === undefined ? Effect.zipRight(sql.unsafe(LOCK_TABLE, []), body) : body)
+              .pipe(
+                Effect.tap(() => {
+                  if (parent !== undefined) parent.version = level.version
+                }),
+                Effect.catchIf(isSqlError, (cause) => Effect.fail(writeFailure("transaction", undefined, cause))),
+                Effect.catchSomeDefect((cause) =>
+                  isSqlError(cause)
+                    ? Option.some(Effect.fail(writeFailure("transaction", undefined, cause)))
+                    : Option.none()
+                )
+              )
+          })
+      })
     })
   )

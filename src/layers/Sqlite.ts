@@ -14,7 +14,15 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import { DatabaseError, isStorageError, type StorageError } from "../errors/StorageError.js"
-import { type Check, type MetaRow, type Primitives, type Row, type Write, weigh } from "../internal/backend.js"
+import {
+  type Check,
+  type MetaRow,
+  type Row,
+  type SyncPrimitives,
+  type Transactions,
+  type Write,
+  weigh
+} from "../internal/backend.js"
 import { openFailure, readFailure, sqliteCodeOf, writeFailure } from "../internal/failure.js"
 import { quote } from "../internal/quote.js"
 import {
@@ -214,7 +222,7 @@ const migrationDriver = (db: Database.Database, filename: string): MigrationDriv
   }
 }
 
-const makePrimitives = (db: Database.Database): Primitives => {
+const makePrimitives = (db: Database.Database): SyncPrimitives => {
   const prepare = (sql: string): Statement => db.prepare(sql) as Statement
   const get = prepare(Sql.get).pluck()
   const has = prepare(Sql.has).pluck()
@@ -265,9 +273,53 @@ const makePrimitives = (db: Database.Database): Primitives => {
     }
     return rows
   }
+  // The levels of the open transaction (0: none), and the version its writes share once one of them took it, with
+  // the level that took it (undoing that level gives the version back, as SQLite undoes the clock's increment).
+  let depth = 0
+  let sharedVersion: number | undefined
+  let versionDepth = 0
+  /** The version of a write: the next one, or inside a transaction the one its writes share. */
+  const takeVersion = (): number => {
+    if (depth === 0) return nextVersion.get() as number
+    if (sharedVersion === undefined) {
+      sharedVersion = nextVersion.get() as number
+      versionDepth = depth
+    }
+    return sharedVersion
+  }
+  const beginStatement = prepare("BEGIN IMMEDIATE")
+  const commitStatement = prepare("COMMIT")
+  const rollbackStatement = prepare("ROLLBACK")
+  const transactions: Transactions = {
+    begin: () =>
+      write("transaction", undefined, () => {
+        if (depth === 0) beginStatement.run()
+        else db.exec(`SAVEPOINT runtime_storage_${depth}`)
+        depth++
+      }),
+    commit: () =>
+      write("transaction", undefined, () => {
+        if (depth === 1) commitStatement.run()
+        else db.exec(`RELEASE runtime_storage_${depth - 1}`)
+        depth--
+        if (depth === 0) sharedVersion = undefined
+        else if (versionDepth > depth) versionDepth = depth
+      }),
+    rollback: () =>
+      write("transaction", undefined, () => {
+        depth--
+        if (versionDepth > depth) sharedVersion = undefined
+        if (depth === 0) {
+          if (db.inTransaction) rollbackStatement.run()
+        } else {
+          db.exec(`ROLLBACK TO runtime_storage_${depth}; RELEASE runtime_storage_${depth}`)
+        }
+      })
+  }
+
   // Every write takes the next version first: a write, so the transaction holds the write lock from its start.
   const writeRows = db.transaction((store: string, rows: ReadonlyArray<Row>) => {
-    const version = nextVersion.get() as number
+    const version = takeVersion()
     const now = Date.now()
     for (const [key, text] of rows) upsert.run(store, key, text, now, now, version)
     return version
@@ -293,7 +345,7 @@ const makePrimitives = (db: Database.Database): Primitives => {
       // Thrown inside the transaction: it rolls back (nothing was written) and the error is the failure.
       if (typeof text !== "string") throw text
       const now = Date.now()
-      upsert.run(store, key, text, now, now, nextVersion.get() as number)
+      upsert.run(store, key, text, now, now, takeVersion())
       return text
     }
   )
@@ -302,7 +354,7 @@ const makePrimitives = (db: Database.Database): Primitives => {
     for (const [store, key, expected] of checks) {
       if (((versionOf.get(store, key) as number | undefined) ?? null) !== expected) return undefined
     }
-    const version = nextVersion.get() as number
+    const version = takeVersion()
     const now = Date.now()
     for (const [store, key, text] of writes) {
       if (text === undefined) deleteOne.run(store, key)
@@ -328,6 +380,7 @@ const makePrimitives = (db: Database.Database): Primitives => {
   }
 
   return {
+    transactions,
     get: (store, key) => read("get", store, () => get.get(store, key) as string | undefined),
     getMany: (store, keys) =>
       read("getMany", store, () =>
@@ -367,7 +420,9 @@ const makePrimitives = (db: Database.Database): Primitives => {
  *
  * @internal
  */
-export const makeSqlitePrimitives = (options: SqliteOptions): Effect.Effect<Primitives, DatabaseError, Scope.Scope> =>
+export const makeSqlitePrimitives = (
+  options: SqliteOptions
+): Effect.Effect<SyncPrimitives, DatabaseError, Scope.Scope> =>
   Effect.gen(function* () {
     const { filename } = options
     if (options.durability !== undefined && options.durability !== "relaxed" && options.durability !== "strict") {

@@ -6,6 +6,8 @@
 import * as Chunk from "effect/Chunk"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import type { DatabaseError, ReadFailedError, StorageError, WriteFailedError } from "../errors/StorageError.js"
@@ -263,6 +265,18 @@ export interface StorageService {
    * then `.commit()`, which gives `{ ok: true, version }`, or `{ ok: false }` (nothing written) when a check failed.
    */
   readonly atomic: () => Atomic<Effect.Effect<CommitResult, WriteError>>
+  /**
+   * Runs `f` in one transaction across all stores, which holds the write lock from its start: `tx` has the
+   * operations of the service, bound to the transaction. It commits when the effect succeeds and rolls back when it
+   * fails, dies or is interrupted. Other fibers' operations on this layer wait until it ends; other processes'
+   * writers wait up to their busy timeout. Every write inside takes the transaction's one version. A transaction
+   * inside a transaction (`tx.transaction`, or this service's own inside `f`) is a savepoint: when its effect fails,
+   * its writes are undone and the failure goes on to the enclosing transaction, which may catch it and go on. Using
+   * `tx` after the transaction ended fails with `GenericError` (9000).
+   */
+  readonly transaction: <A, E, R>(
+    f: (tx: StorageService) => Effect.Effect<A, E, R>
+  ) => Effect.Effect<A, E | WriteError, R>
 }
 
 /**
@@ -668,7 +682,7 @@ export const begin = <K extends keyof Programs>(name: K, ...args: Parameters<Pro
  * @internal
  */
 export const make = (backend: Backend): StorageService => {
-  const run: <A>(start: () => Program<A>) => Effect.Effect<A, StorageError> =
+  const runNow: Runner =
     backend._tag === "Sync"
       ? (start) =>
           Effect.suspend(() => {
@@ -680,6 +694,83 @@ export const make = (backend: Backend): StorageService => {
             }
           })
       : (start) => Effect.suspend(() => runEffect(backend.primitives, start()))
+  if (backend._tag === "Effect") {
+    // The client's own transactions: one at a time on its connection, nested ones savepoints, and this library's
+    // operations inside one join it (the client keeps the transaction in a FiberRef).
+    const transaction = <A, E, R>(f: (tx: StorageService) => Effect.Effect<A, E, R>) =>
+      Effect.suspend(() => {
+        const scope = { open: true }
+        const tx = buildService(guarded(scope, runNow), (g) => backend.withTransaction(g(tx)))
+        return backend.withTransaction(f(tx)).pipe(Effect.ensuring(Effect.sync(() => (scope.open = false))))
+      })
+    return buildService(runNow, transaction)
+  }
+  // A synchronous backend has one connection: while a transaction holds it, operations of other fibers wait for it
+  // (on the lock the transaction holds); those of the transaction's own fiber, and of fibers it forks, join it.
+  const { transactions } = backend.primitives
+  const lock = Effect.unsafeMakeSemaphore(1)
+  let held: { open: boolean } | undefined
+  const inside = FiberRef.unsafeMake<{ open: boolean } | undefined>(undefined)
+  const run: Runner = (start) =>
+    Effect.suspend(() =>
+      held === undefined
+        ? runNow(start)
+        : Effect.flatMap(FiberRef.get(inside), (scope) =>
+            scope !== undefined && scope === held ? runNow(start) : lock.withPermits(1)(runNow(start))
+          )
+    )
+  const step = (f: () => void): Effect.Effect<void, StorageError> =>
+    Effect.try({ try: f, catch: (thrown) => asStorageError(thrown) })
+  /** One level of a transaction: begun, then committed when `body` succeeds, rolled back otherwise. */
+  const level = <A, E, R>(body: Effect.Effect<A, E, R>, onEnd: () => void) =>
+    Effect.uninterruptibleMask((restore) =>
+      Effect.gen(function* () {
+        yield* step(transactions.begin)
+        const exit = yield* Effect.exit(restore(body))
+        const ended = Exit.isSuccess(exit) ? yield* Effect.exit(step(transactions.commit)) : Exit.void
+        if (Exit.isFailure(exit) || Exit.isFailure(ended)) yield* Effect.ignore(step(transactions.rollback))
+        onEnd()
+        if (Exit.isFailure(ended)) return yield* Effect.failCause(ended.cause)
+        return yield* exit
+      })
+    )
+  const nested = <A, E, R>(scope: { open: boolean }, f: (tx: StorageService) => Effect.Effect<A, E, R>) =>
+    Effect.suspend(() => (scope.open ? level(f(txOf(scope)), () => undefined) : Effect.fail(ended())))
+  const txOf = (scope: { open: boolean }): StorageService =>
+    buildService(guarded(scope, runNow), (f) => nested(scope, f))
+  const transaction = <A, E, R>(f: (tx: StorageService) => Effect.Effect<A, E, R>) =>
+    Effect.flatMap(FiberRef.get(inside), (current) => {
+      if (current !== undefined && current === held) return nested(current, f)
+      return lock.withPermits(1)(
+        Effect.suspend(() => {
+          const scope = { open: true }
+          held = scope
+          return level(Effect.locally(f(txOf(scope)), inside, scope), () => {
+            scope.open = false
+            held = undefined
+          })
+        })
+      )
+    })
+  return buildService(run, transaction)
+}
+
+type Runner = <A>(start: () => Program<A>) => Effect.Effect<A, StorageError>
+
+const ended = (): GenericError =>
+  new GenericError({ reason: "The transaction has ended: its operations can only be used inside its function" })
+
+/** A runner that refuses to run once the transaction of `scope` has ended. */
+const guarded =
+  (scope: { readonly open: boolean }, run: Runner): Runner =>
+  (start) =>
+    Effect.suspend(() => (scope.open ? run(start) : Effect.fail(ended())))
+
+/** The service over a way to run programs, and a way to run transactions. */
+const buildService = (
+  run: Runner,
+  transaction: <A, E, R>(f: (tx: StorageService) => Effect.Effect<A, E, R>) => Effect.Effect<A, unknown, R>
+): StorageService => {
   const service = {} as Record<keyof typeof programs, unknown>
   for (const name of Object.keys(programs) as Array<keyof typeof programs>) {
     const program = programs[name] as (...args: ReadonlyArray<unknown>) => Program<unknown>
@@ -711,5 +802,5 @@ export const make = (backend: Backend): StorageService => {
       )
     })
   const atomic = () => makeAtomic((operations) => run(() => internalPrograms.commitAtomic(operations)))
-  return { ...service, list, atomic } as unknown as StorageService
+  return { ...service, list, atomic, transaction } as unknown as StorageService
 }
