@@ -410,8 +410,9 @@ const rangePrefix = `user:${String(Math.floor(huge * 0.4))
   .padStart(7, "0")
   .slice(0, 8 - Math.log10(huge))}`
 const rangeFirst = Math.floor(huge * 0.4)
-const PAGES = 50
 const PAGE_SIZE = 100
+// Consecutive pages per timed sample: a page takes a fraction of a millisecond, so one sample reads many.
+const PAGES = Math.min(400, huge / 10 / PAGE_SIZE - 1)
 const COUNTS = 5
 
 /** Fills the ranges database once, through the Promise API (the library's schema), then closes it. */

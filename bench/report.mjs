@@ -348,7 +348,7 @@ ${coldTable}
   remove exactly its batch; memory and cold-start children must return the right value. A failed check aborts
   the run.
 - **Ranges.** One database of ${count(options.huge)} keys, written once by the library and read by the three sides:
-  50 consecutive pages of 100 under a prefix that selects a tenth of the keys (raw: keyset pagination,
+  up to 400 consecutive pages of 100 (per sample) under a prefix that selects a tenth of the keys (raw: keyset pagination,
   \`WHERE store = ? AND key > ? AND key < ? ORDER BY key LIMIT 100\`, the last key as cursor; the library: \`page()\`
   with its cursors), \`count\` of that prefix (raw: \`SELECT count(*) … WHERE key >= ? AND key < ?\`), and every
   entry streamed (raw: one \`iterate()\`; the library: \`list()\`). Every page's keys, the count, and every
