@@ -436,13 +436,13 @@ const runRanges = async () => {
     page: async (side, a) => {
       const { ms, result } = await timed(() => a.pages(rangePrefix, PAGES, PAGE_SIZE))
       check(result.length === PAGES, `${side} page: ${result.length} pages`)
-      result.forEach((entries, p) => {
-        check(entries.length === PAGE_SIZE, `${side} page ${p}: ${entries.length} entries`)
-        entries.forEach((entry, j) => {
-          const i = rangeFirst + p * PAGE_SIZE + j
-          check(entry.key === keyAt(i), `${side} page ${p}: key ${entry.key} at ${j}`)
-          if (j === 0) check(sameJson(entry.value, valueAt(i)), `${side} page ${p}: value of ${entry.key}`)
+      result.forEach(({ keys, first }, p) => {
+        check(keys.length === PAGE_SIZE, `${side} page ${p}: ${keys.length} entries`)
+        keys.forEach((key, j) => {
+          check(key === keyAt(rangeFirst + p * PAGE_SIZE + j), `${side} page ${p}: ${key}`)
         })
+        const i = rangeFirst + p * PAGE_SIZE
+        check(first.key === keyAt(i) && sameJson(first.value, valueAt(i)), `${side} page ${p}: first entry`)
       })
       return perOp(ms, PAGES)
     },

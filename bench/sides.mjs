@@ -19,6 +19,9 @@ import { openRawDatabase, rawApi } from "./raw.mjs"
 
 export const SIDES = ["raw", "promise", "effect"]
 
+/** What the page workload keeps of a page: its keys and its first entry. */
+const pageSummary = (entries) => ({ keys: entries.map((entry) => entry.key), first: entries[0] })
+
 /** The workloads over any Promise-returning API (raw and promise): every operation awaited in turn. */
 const promiseWorkloads = (api) => ({
   setEach: async (keys, values) => {
@@ -77,13 +80,16 @@ const promiseWorkloads = (api) => ({
     }
     return out
   },
-  /** `pages` consecutive pages of `size` under a prefix, following the cursors. */
+  /**
+   * `pages` consecutive pages of `size` under a prefix, following the cursors. What is kept of each page for the
+   * verification is its keys and first entry, as a UI that renders a page and drops it would keep nothing.
+   */
   pages: async (prefix, pages, size) => {
     const out = []
     let cursor
     for (let p = 0; p < pages; p++) {
       const page = await api.page(cursor === undefined ? { prefix, limit: size } : { prefix, limit: size, cursor })
-      out.push(page.entries)
+      out.push(pageSummary(page.entries))
       cursor = page.cursor
     }
     return out
@@ -211,7 +217,7 @@ const openEffect = async (filename) => {
             const page = yield* storage.page(
               cursor === undefined ? { prefix, limit: size } : { prefix, limit: size, cursor }
             )
-            out.push(page.entries)
+            out.push(pageSummary(page.entries))
             cursor = page.cursor
           }
           return out
