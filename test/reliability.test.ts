@@ -105,6 +105,31 @@ describe("crashes", () => {
     expect(fs.existsSync(`${filename}-shm`)).toBe(false)
   })
 
+  it("SIGKILL at random moments during transactions and atomic commits leaves each batch whole, with one version", async () => {
+    const filename = freshFile()
+    const BATCH = 100
+    for (let round = 0; round < 12; round++) {
+      const { child } = await startUntil(
+        [fixture("transaction-writer.mjs"), filename, String(BATCH)],
+        (line) => line === "ready"
+      )
+      await sleep(Math.random() * 120)
+      await kill(child)
+      expect(integrity(filename)).toBe("ok")
+      const db = new Database(filename)
+      const batches = db
+        .prepare(
+          "SELECT substr(key, 3, instr(substr(key, 3), ':') - 1) AS batch, count(*) AS n, count(DISTINCT version) AS versions, count(DISTINCT store) AS stores FROM runtime_storage WHERE key LIKE 't:%' GROUP BY batch"
+        )
+        .all() as Array<{ batch: string; n: number; versions: number; stores: number }>
+      const next = db.prepare("SELECT value FROM runtime_storage WHERE key = 'next'").pluck().get() as string
+      db.close()
+      // The batch the counter names as the last one written is there, whole, in both stores, with one version.
+      expect(batches.map((row) => Number(row.batch))).toEqual([Number(next) - 1])
+      for (const row of batches) expect(row).toMatchObject({ n: BATCH, versions: 1, stores: 2 })
+    }
+  })
+
   it("a set whose promise has resolved survives a SIGKILL right after it", async () => {
     for (const durability of ["relaxed", "strict", "relaxed"]) {
       const filename = freshFile()
