@@ -6,6 +6,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import { expect, it } from "@effect/vitest"
+import Database from "better-sqlite3"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
@@ -74,6 +75,27 @@ for (const [name, layer] of layers) {
   })
 }
 
+it.effect("a transaction that cannot take the write lock fails with 9002, and the layer goes on", () =>
+  Effect.gen(function* () {
+    const filename = freshFile()
+    const layer = layerSqlite({ filename, busyTimeout: 50 })
+    yield* Effect.gen(function* () {
+      const storage = yield* Storage
+      yield* storage.set("k", 1)
+      // Another connection holds the write lock past the busy timeout.
+      const other = new Database(filename)
+      other.exec("BEGIN IMMEDIATE")
+      const error = yield* Effect.flip(storage.transaction((tx) => tx.set("k", 2)))
+      expect(error).toMatchObject({ code: 9002, sqliteCode: "SQLITE_BUSY" })
+      other.exec("ROLLBACK")
+      other.close()
+      expect(yield* storage.get("k")).toEqual(Option.some(1))
+      yield* storage.transaction((tx) => tx.set("k", 3))
+      expect(yield* storage.get("k")).toEqual(Option.some(3))
+    }).pipe(Effect.provide(layer))
+  })
+)
+
 describe("the Promise API's transaction", () => {
   vitest("commits what the callback wrote, resolves with its value, and rejects tx once it settled", async () => {
     const client = open({ filename: freshFile() })
@@ -89,6 +111,23 @@ describe("the Promise API's transaction", () => {
     await expect(kept!.set("late", 1)).rejects.toMatchObject({ code: 9000 })
     await expect(kept!.get("a")).rejects.toMatchObject({ code: 9000 })
     await expect(client.transaction(5 as never)).rejects.toMatchObject({ code: 9004 })
+    await client.close()
+  })
+
+  vitest("a transaction that cannot take the write lock rejects with 9002; the calls behind it still run", async () => {
+    const filename = freshFile()
+    const client = open({ filename, busyTimeout: 50 })
+    await client.set("k", 1)
+    const other = new Database(filename)
+    other.exec("BEGIN IMMEDIATE")
+    const blocked = client.transaction(async (tx) => tx.set("k", 2))
+    const after = client.get("k")
+    await expect(blocked).rejects.toMatchObject({ code: 9002, sqliteCode: "SQLITE_BUSY" })
+    expect(await after).toBe(1)
+    other.exec("ROLLBACK")
+    other.close()
+    await client.transaction(async (tx) => tx.set("k", 3))
+    expect(await client.get("k")).toBe(3)
     await client.close()
   })
 

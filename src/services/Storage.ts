@@ -700,7 +700,9 @@ export const make = (backend: Backend): StorageService => {
     const transaction = <A, E, R>(f: (tx: StorageService) => Effect.Effect<A, E, R>) =>
       Effect.suspend(() => {
         const scope = { open: true }
-        const tx = buildService(guarded(scope, runNow), (g) => backend.withTransaction(g(tx)))
+        const tx = buildService(guarded(scope, runNow), (g) =>
+          Effect.suspend(() => (scope.open ? backend.withTransaction(g(tx)) : Effect.fail(ended())))
+        )
         return backend.withTransaction(f(tx)).pipe(Effect.ensuring(Effect.sync(() => (scope.open = false))))
       })
     return buildService(runNow, transaction)
@@ -725,7 +727,11 @@ export const make = (backend: Backend): StorageService => {
   const level = <A, E, R>(body: Effect.Effect<A, E, R>, onEnd: () => void) =>
     Effect.uninterruptibleMask((restore) =>
       Effect.gen(function* () {
-        yield* step(transactions.begin)
+        const begun = yield* Effect.exit(step(transactions.begin))
+        if (Exit.isFailure(begun)) {
+          onEnd()
+          return yield* Effect.failCause(begun.cause)
+        }
         const exit = yield* Effect.exit(restore(body))
         const ended = Exit.isSuccess(exit) ? yield* Effect.exit(step(transactions.commit)) : Exit.void
         if (Exit.isFailure(exit) || Exit.isFailure(ended)) yield* Effect.ignore(step(transactions.rollback))
