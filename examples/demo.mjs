@@ -1,6 +1,7 @@
 // The examples of the runtime:storage documentation, run as written against this machine's default database.
 // `npm start` runs this file with `node --import runtime-storage/register`, which resolves "runtime:storage".
 import {
+  atomic,
   clear,
   close,
   count,
@@ -17,7 +18,8 @@ import {
   remove,
   set,
   setMany,
-  size
+  size,
+  transaction
 } from "runtime:storage"
 
 const show = (label, value) => console.log(`  ${label.padEnd(40)} ${JSON.stringify(value)}`)
@@ -91,6 +93,33 @@ show("page sizes, following the cursors", pages)
 const launchEntry = await getEntry("launches")
 show('getEntry("launches") created', new Date(launchEntry.createdAt).toISOString())
 show('getEntry("launches") updated', new Date(launchEntry.updatedAt).toISOString())
+
+console.log("\nAtomic commits and transactions")
+const visits = await getEntry("visits")
+const committed = await atomic()
+  .check("visits", visits?.version ?? null)
+  .set("visits", (visits?.value ?? 0) + 1)
+  .commit()
+show('atomic() check-and-set of "visits"', { ok: committed.ok, visits: await get("visits") })
+await setMany({ alice: 100, bob: 0 }, { store: "balances" })
+await transaction(async (tx) => {
+  const alice = await tx.get("alice", { store: "balances" })
+  const bob = await tx.get("bob", { store: "balances" })
+  await tx.setMany({ alice: alice - 10, bob: bob + 10 }, { store: "balances" })
+})
+show(
+  "balances after moving 10",
+  Object.fromEntries(await entries({ store: "balances" }).then((all) => all.map((e) => [e.key, e.value])))
+)
+try {
+  await transaction(async (tx) => {
+    await tx.set("alice", -1_000, { store: "balances" })
+    throw new Error("insufficient funds: rolled back")
+  })
+} catch (error) {
+  show("a transaction that throws", error.message)
+}
+show('get("alice") after it', await get("alice", { store: "balances" }))
 
 console.log("\nErrors are coded")
 try {

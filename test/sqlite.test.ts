@@ -132,6 +132,27 @@ describe("layerSqlite on a file", () => {
     })
   )
 
+  it.effect("a database whose schema was written by an unreleased build fails with 9005 naming the schemas", () =>
+    Effect.gen(function* () {
+      const filename = freshFile()
+      yield* withStorage(layerSqlite({ filename }), (storage) => storage.set("k", 1))
+      const db = raw(filename)
+      db.prepare(
+        "UPDATE runtime_storage_migrations SET name = 'rowid_table_and_key_index' WHERE migration_id = 2"
+      ).run()
+      db.close()
+      for (const layer of [
+        layerSqlite({ filename }),
+        layerSql().pipe(Layer.provide(SqliteClient.layer({ filename })))
+      ]) {
+        const error = yield* Effect.flip(withStorage(layer, (storage) => storage.get("k")))
+        const message = expectError(error, DatabaseError, StorageErrorCode.DatabaseError).message
+        expect(message).toContain('"rowid_table_and_key_index"')
+        expect(message).toContain("(unreleased) build")
+      }
+    })
+  )
+
   it.effect("a file that is not a database fails with DatabaseError (9005) and is left untouched", () =>
     Effect.gen(function* () {
       const filename = freshFile()

@@ -166,17 +166,43 @@ const newerSchema = (applied: number, filename: string | undefined): DatabaseErr
     filename
   })
 
-const appliedMigration = <E>(driver: MigrationDriver<E>): Effect.Effect<number, E> =>
+/** The migrations a database says it has: the newest id, and one whose name is not ours, if any. */
+interface Applied {
+  readonly latest: number
+  readonly foreign: { readonly id: number; readonly name: string } | undefined
+}
+
+const appliedMigrations = <E>(driver: MigrationDriver<E>): Effect.Effect<Applied, E> =>
   Effect.flatMap(
     driver.query("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?", [MIGRATIONS_TABLE]),
     (tables) =>
       tables.length === 0
-        ? Effect.succeed(0)
+        ? Effect.succeed({ latest: 0, foreign: undefined })
         : Effect.map(
-            driver.query(`SELECT COALESCE(MAX(migration_id), 0) AS applied FROM ${MIGRATIONS_TABLE}`),
-            (rows) => Number((rows[0] as { readonly applied: number } | undefined)?.applied ?? 0)
+            driver.query(`SELECT migration_id AS id, name FROM ${MIGRATIONS_TABLE} ORDER BY migration_id`),
+            (rows) => {
+              const applied = rows as ReadonlyArray<{ readonly id: number; readonly name: string }>
+              return {
+                latest: Number(applied.at(-1)?.id ?? 0),
+                foreign: applied.find(
+                  (row) => row.id <= LATEST_MIGRATION && migrations.find((m) => m.id === row.id)?.name !== row.name
+                )
+              }
+            }
           )
   )
+
+/**
+ * A database whose migration of a known id has another name was written by a build of runtime-storage that never
+ * was released (a migration changed before its release): its schema is not the one this version expects.
+ */
+const foreignSchema = (applied: Applied, filename: string | undefined): DatabaseError | undefined =>
+  applied.foreign === undefined
+    ? undefined
+    : new DatabaseError({
+        reason: `The database's schema ${applied.foreign.id} is ${JSON.stringify(applied.foreign.name)}, not this version's ${JSON.stringify(migrations.find((m) => m.id === applied.foreign!.id)?.name)}: it was written by another (unreleased) build of runtime-storage`,
+        filename
+      })
 
 /**
  * Brings the schema up to date; a no-op (and read-only) when it already is. Two processes opening a new database
@@ -187,9 +213,11 @@ export const migrate = <E>(
   filename: string | undefined
 ): Effect.Effect<void, E | DatabaseError> =>
   Effect.gen(function* () {
-    const applied = yield* appliedMigration(driver)
-    if (applied > LATEST_MIGRATION) return yield* Effect.fail(newerSchema(applied, filename))
-    if (applied === LATEST_MIGRATION) return
+    const applied = yield* appliedMigrations(driver)
+    if (applied.latest > LATEST_MIGRATION) return yield* Effect.fail(newerSchema(applied.latest, filename))
+    const foreign = foreignSchema(applied, filename)
+    if (foreign !== undefined) return yield* Effect.fail(foreign)
+    if (applied.latest === LATEST_MIGRATION) return
     yield* driver.query(
       `CREATE TABLE IF NOT EXISTS ${MIGRATIONS_TABLE} (
         migration_id INTEGER PRIMARY KEY NOT NULL,
@@ -201,10 +229,12 @@ export const migrate = <E>(
       Effect.gen(function* () {
         // Takes the write lock before reading, even in a deferred transaction.
         yield* driver.query(LOCK_MIGRATIONS)
-        const current = yield* appliedMigration(driver)
-        if (current > LATEST_MIGRATION) return yield* Effect.fail(newerSchema(current, filename))
+        const current = yield* appliedMigrations(driver)
+        if (current.latest > LATEST_MIGRATION) return yield* Effect.fail(newerSchema(current.latest, filename))
+        const changed = foreignSchema(current, filename)
+        if (changed !== undefined) return yield* Effect.fail(changed)
         for (const migration of migrations) {
-          if (migration.id <= current) continue
+          if (migration.id <= current.latest) continue
           for (const statement of migration.statements) yield* driver.query(statement)
           yield* driver.query(`INSERT INTO ${MIGRATIONS_TABLE} (migration_id, name, created_at) VALUES (?, ?, ?)`, [
             migration.id,
