@@ -41,7 +41,8 @@ import {
   type Selector,
   type SetManyEntries,
   type StoreOptions,
-  startList
+  startList,
+  transactionEnded
 } from "./services/Storage.js"
 
 export * from "./errors/StorageError.js"
@@ -436,11 +437,6 @@ const makeReadBatcher = (filename: string, connection: () => Primitives | undefi
 
 const notAFunction = (f: unknown): InvalidKeyError =>
   new InvalidKeyError({ reason: `transaction needs a function of the transaction, got ${typeof f}` })
-
-const transactionEnded = (): GenericError =>
-  new GenericError({
-    reason: "The transaction has ended: its operations can only be used until its function's promise settles"
-  })
 
 /**
  * Runs one level of a transaction on a connection that no other call uses meanwhile: begun (a savepoint when one is

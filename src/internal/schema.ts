@@ -134,9 +134,23 @@ export const rangeParameters = (store: string, range: Range, read: RangeRead): A
   return parameters
 }
 
+const READS: Record<RangeRead, number> = { keys: 0, entries: 1, count: 2 }
+/** The text of each shape of range statement, made once: lists and pages ask for it on every chunk and page. */
+const rangeTexts: Array<string | undefined> = []
+
 /** The statement of {@link Sql.range} for a range. */
-export const rangeSql = (read: RangeRead, range: Range): string =>
-  Sql.range(read, range.lower !== undefined, range.upper !== undefined, range.reverse, range.limit !== undefined)
+export const rangeSql = (read: RangeRead, range: Range): string => {
+  const lower = range.lower !== undefined
+  const upper = range.upper !== undefined
+  const limited = range.limit !== undefined
+  const shape = READS[read] * 16 + (lower ? 8 : 0) + (upper ? 4 : 0) + (range.reverse ? 2 : 0) + (limited ? 1 : 0)
+  let text = rangeTexts[shape]
+  if (text === undefined) {
+    text = Sql.range(read, lower, upper, range.reverse, limited)
+    rangeTexts[shape] = text
+  }
+  return text
+}
 
 /**
  * A write that changes nothing. As the first statement of a deferred transaction (`BEGIN`, which @effect/sql's

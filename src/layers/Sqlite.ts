@@ -245,7 +245,7 @@ const makePrimitives = (db: Database.Database): SyncPrimitives => {
     }
     return statement
   }
-  // Range statements are prepared once per shape (which bounds, which direction) and kept: at most 20 of them.
+  // Range statements are prepared once per shape (which bounds, which direction) and kept: at most 24 of them.
   const ranges = new Map<string, Statement>()
   const rangeStatement = (read: RangeRead, range: Range): Statement => {
     const sql = rangeSql(read, range)

@@ -524,8 +524,7 @@ export type AtomicOperation =
 /** Serializes the value of an atomic `set` when it is called, so that what it will write is fixed then. */
 const encodeForCommit = (key: unknown, value: unknown, options: unknown): string | StorageError => {
   try {
-    const text = encode(storeOf(options), requireKey(key), value)
-    return text
+    return encode(storeOf(options), requireKey(key), value)
   } catch (thrown) {
     return asStorageError(thrown)
   }
@@ -548,11 +547,7 @@ export const makeAtomic = <Commit>(
   commit: () => commit(operations)
 })
 
-/**
- * The chunks of a list: each one bounded query, with the state of the next chunk (`undefined` at the end). The rows
- * come undecoded: a caller decodes each as it reaches it (`decode`), so a parsed value lives only as long as the
- * caller keeps it.
- */
+/** The programs behind `atomic().commit()` and the chunks of `list`, which are no operations of their own. */
 const internalPrograms = {
   *commitAtomic(operations: ReadonlyArray<AtomicOperation>): Program<CommitResult> {
     const checks: Array<Check> = []
@@ -568,6 +563,11 @@ const internalPrograms = {
     const version = yield* call("commit", checks, writes)
     return version === undefined ? { ok: false } : { ok: true, version: formatVersion(version) }
   },
+  /**
+   * One chunk of a list: one bounded query, with the state of the next chunk (`undefined` at the end). The rows come
+   * undecoded: a caller decodes each as it reaches it (`decode`), so a parsed value lives only as long as the caller
+   * keeps it.
+   */
   *listChunk(state: ListState): Program<readonly [ReadonlyArray<Row>, ListState | undefined]> {
     const { store, range, chunk } = state
     const want = range.limit === undefined ? chunk : Math.min(chunk, range.limit)
@@ -701,7 +701,7 @@ export const make = (backend: Backend): StorageService => {
       Effect.suspend(() => {
         const scope = { open: true }
         const tx = buildService(guarded(scope, runNow), (g) =>
-          Effect.suspend(() => (scope.open ? backend.withTransaction(g(tx)) : Effect.fail(ended())))
+          Effect.suspend(() => (scope.open ? backend.withTransaction(g(tx)) : Effect.fail(transactionEnded())))
         )
         return backend.withTransaction(f(tx)).pipe(Effect.ensuring(Effect.sync(() => (scope.open = false))))
       })
@@ -741,7 +741,7 @@ export const make = (backend: Backend): StorageService => {
       })
     )
   const nested = <A, E, R>(scope: { open: boolean }, f: (tx: StorageService) => Effect.Effect<A, E, R>) =>
-    Effect.suspend(() => (scope.open ? level(f(txOf(scope)), () => undefined) : Effect.fail(ended())))
+    Effect.suspend(() => (scope.open ? level(f(txOf(scope)), () => undefined) : Effect.fail(transactionEnded())))
   const txOf = (scope: { open: boolean }): StorageService =>
     buildService(guarded(scope, runNow), (f) => nested(scope, f))
   const transaction = <A, E, R>(f: (tx: StorageService) => Effect.Effect<A, E, R>) =>
@@ -763,14 +763,21 @@ export const make = (backend: Backend): StorageService => {
 
 type Runner = <A>(start: () => Program<A>) => Effect.Effect<A, StorageError>
 
-const ended = (): GenericError =>
-  new GenericError({ reason: "The transaction has ended: its operations can only be used inside its function" })
+/**
+ * What an operation of a transaction that has ended fails with, in both APIs.
+ *
+ * @internal
+ */
+export const transactionEnded = (): GenericError =>
+  new GenericError({
+    reason: "The transaction has ended: its operations can only be used until its function has finished"
+  })
 
 /** A runner that refuses to run once the transaction of `scope` has ended. */
 const guarded =
   (scope: { readonly open: boolean }, run: Runner): Runner =>
   (start) =>
-    Effect.suspend(() => (scope.open ? run(start) : Effect.fail(ended())))
+    Effect.suspend(() => (scope.open ? run(start) : Effect.fail(transactionEnded())))
 
 /** The service over a way to run programs, and a way to run transactions. */
 const buildService = (
