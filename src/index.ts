@@ -4,11 +4,13 @@
  * @since 0.1.0
  */
 export * from "./errors/StorageError.js"
-export { layerMemory } from "./layers/Memory.js"
+export type { HistoryOptions } from "./internal/feed.js"
+export { layerMemory, layerMemoryWith, type MemoryOptions } from "./layers/Memory.js"
 export { layerSql, type SqlOptions } from "./layers/Sql.js"
 export { type Durability, layerSqlite, type SqliteOptions } from "./layers/Sqlite.js"
 export {
   type Atomic,
+  type Change,
   type CommitResult,
   type Entry,
   type Json,
@@ -24,5 +26,8 @@ export {
   type StoredEntry,
   type UpdateError,
   type UpdateOptions,
+  type WatchError,
+  type WatchOptions,
+  type WatchSelector,
   type WriteError
 } from "./services/Storage.js"

@@ -24,14 +24,17 @@ import {
   type StorageError
 } from "./errors/StorageError.js"
 import type { Primitives, Row, SyncPrimitives } from "./internal/backend.js"
+import { resolveHistory } from "./internal/feed.js"
 import { checkKey, resolveStore } from "./internal/validate.js"
 import { type Durability, makeSqlitePrimitives } from "./layers/Sqlite.js"
 import { defaultDatabasePath, resolveDefaultFilename } from "./location.js"
+import { listen, type OnChangeOptions, WatchIterator } from "./promise/watch.js"
 import {
   type Atomic,
   type AtomicOperation,
   type Begun,
   begin,
+  type Change,
   type CommitResult,
   decode,
   type Json,
@@ -42,20 +45,27 @@ import {
   type SetManyEntries,
   type StoreOptions,
   startList,
-  transactionEnded
+  transactionEnded,
+  type WatchOptions,
+  type WatchSelector,
+  watchInTransaction
 } from "./services/Storage.js"
 
 export * from "./errors/StorageError.js"
 export type { Durability } from "./layers/Sqlite.js"
 export { defaultDatabasePath, type PlatformInfo } from "./location.js"
+export type { OnChangeOptions } from "./promise/watch.js"
 export type {
   Atomic,
+  Change,
   CommitResult,
   Json,
   PageOptions,
   Selector,
   SetManyEntries,
-  StoreOptions
+  StoreOptions,
+  WatchOptions,
+  WatchSelector
 } from "./services/Storage.js"
 
 /**
@@ -105,6 +115,11 @@ export interface OpenOptions {
   readonly durability?: Durability | undefined
   /** Milliseconds to wait for another process's lock before failing. Default 5000. */
   readonly busyTimeout?: number | undefined
+  /**
+   * How much history the change feed keeps: at least the last `changes` changes (default 100,000) and every change
+   * of the last `maxAge` milliseconds (default 7 days), whichever is more.
+   */
+  readonly history?: { readonly changes?: number | undefined; readonly maxAge?: number | undefined } | undefined
 }
 
 /**
@@ -154,6 +169,25 @@ export interface StorageApi {
    * rejection goes on to `f`, which may catch it and go on. Using `tx` after `f` has settled rejects with 9000.
    */
   transaction<A>(f: (tx: StorageApi) => Promise<A>): Promise<A>
+  /**
+   * The changes of the selected keys (`{ store?, key? | keys? | prefix? }`) as an async iterable, ended by `break`
+   * or `return()`: `for await (const change of watch({ store: "settings" }))`. With `{ initial: true }` the current
+   * entries come first (as `set` changes marked `initial`), with `{ since: version }` every change after that version
+   * (in commit order), then the live changes, with no gap and no repeat; without options the changes from now on.
+   * Changes by other clients and processes arrive too (polled every 10 ms while something watches; no timer
+   * otherwise, and none that keeps the process alive). A `since` older than the kept history rejects with
+   * `HistoryTrimmed` (9001). A transaction's `tx.watch` rejects with 9000.
+   */
+  watch<T = Json>(selector?: WatchSelector, options?: WatchOptions): AsyncIterableIterator<Change<T>>
+  /**
+   * Calls `listener` with each change of the selected keys, one at a time (an async listener is awaited before the
+   * next change), until the returned function is called. See `watch` and `OnChangeOptions`.
+   */
+  onChange<T = Json>(
+    selector: WatchSelector | undefined,
+    listener: (change: Change<T>) => unknown,
+    options?: OnChangeOptions
+  ): () => void
   getMany<T = Json>(keys: Iterable<string>, options?: StoreOptions): Promise<Map<string, T>>
   setMany(entries: SetManyEntries, options?: StoreOptions): Promise<void>
   deleteMany(keys: Iterable<string>, options?: StoreOptions): Promise<number>
@@ -289,11 +323,39 @@ class ListIterator<T> implements AsyncIterableIterator<Entry<T>> {
   }
 }
 
+/** An async iterable whose first step rejects with `error`. */
+const refusedIterator = <T>(error: unknown): AsyncIterableIterator<T> => {
+  let failed = false
+  const iterator: AsyncIterableIterator<T> = {
+    next: () => {
+      if (failed) return Promise.resolve({ done: true, value: undefined })
+      failed = true
+      return Promise.reject(error)
+    },
+    return: () => {
+      failed = true
+      return Promise.resolve({ done: true, value: undefined })
+    },
+    [Symbol.asyncIterator]: () => iterator
+  }
+  return iterator
+}
+
 const makeApi = (
   run: <A>(start: () => Begun<A>) => Promise<A>,
-  transaction: <A>(f: (tx: StorageApi) => Promise<A>) => Promise<A>
+  transaction: <A>(f: (tx: StorageApi) => Promise<A>) => Promise<A>,
+  watch: <T>(selector?: WatchSelector, options?: WatchOptions) => AsyncIterableIterator<Change<T>>
 ): StorageApi => ({
   transaction,
+  watch,
+  onChange: <T>(
+    selector: WatchSelector | undefined,
+    listener: (change: Change<T>) => unknown,
+    options?: OnChangeOptions
+  ) => {
+    const { onError, ...watchOptions } = options ?? {}
+    return listen(watch<T>(selector, watchOptions), listener, onError)
+  },
   get: <T>(key: string, options?: StoreOptions) =>
     run(() => mapBegun(begin("get", key, options), (value) => Option.getOrNull(value) as T | null)),
   set: (key, value, options) => run(() => begin("set", key, value, options)),
@@ -457,11 +519,15 @@ const runTransaction = async <A>(primitives: SyncPrimitives, f: (tx: StorageApi)
     }
     return new Promise((resolve, reject) => settle(begun, primitives, resolve, reject))
   }
-  const tx: StorageApi = makeApi(txRun, <B>(g: (inner: StorageApi) => Promise<B>) => {
-    if (!scope.open) return Promise.reject(transactionEnded())
-    if (typeof g !== "function") return Promise.reject(notAFunction(g))
-    return runTransaction(primitives, g)
-  })
+  const tx: StorageApi = makeApi(
+    txRun,
+    <B>(g: (inner: StorageApi) => Promise<B>) => {
+      if (!scope.open) return Promise.reject(transactionEnded())
+      if (typeof g !== "function") return Promise.reject(notAFunction(g))
+      return runTransaction(primitives, g)
+    },
+    () => refusedIterator(watchInTransaction())
+  )
   let value: A
   try {
     value = await f(tx)
@@ -499,6 +565,7 @@ const filenameOf = (options: OpenOptions): string => {
       reason: `durability must be "relaxed" or "strict", got ${JSON.stringify(String(options.durability))}`
     })
   }
+  resolveHistory(options.history)
   if (options.app !== undefined) return defaultDatabasePath(options.app)
   if (typeof options.filename === "string" && options.filename !== "") return options.filename
   throw new InvalidKeyError({
@@ -525,7 +592,12 @@ export const open = (options: OpenOptions): StorageClient => {
   const filename = filenameOf(options)
   const layer = Layer.scoped(
     Connection,
-    makeSqlitePrimitives({ filename, durability: options.durability, busyTimeout: options.busyTimeout ?? 5000 })
+    makeSqlitePrimitives({
+      filename,
+      durability: options.durability,
+      busyTimeout: options.busyTimeout ?? 5000,
+      history: options.history
+    })
   )
   type Connected = ManagedRuntime.ManagedRuntime<Connection, DatabaseError>
   // The calls that cannot run yet, in order: the connection is still opening, or a transaction holds it. They run
@@ -607,8 +679,19 @@ export const open = (options: OpenOptions): StorageClient => {
     )
   }
   const reads = makeReadBatcher(filename, () => (closed === undefined ? available() : undefined))
+  // The watches of this client: ended when it closes.
+  const watches = new Set<WatchIterator<unknown>>()
+  const watch = <T>(selector?: WatchSelector, options?: WatchOptions): AsyncIterableIterator<Change<T>> => {
+    if (closed !== undefined) return refusedIterator(closedError(filename))
+    const iterator = new WatchIterator<T>(run, selector, options, (ended) => {
+      watches.delete(ended as WatchIterator<unknown>)
+    })
+    watches.add(iterator as WatchIterator<unknown>)
+    return iterator
+  }
   const close = (): Promise<void> => {
     if (closed !== undefined) return closed
+    for (const iterator of [...watches]) void iterator.return()
     // Calls made before close() complete: gets already batched are answered now, calls still waiting for the
     // connection (or for a transaction) run when it is free, a transaction runs to its end, and only then is the
     // connection closed.
@@ -626,7 +709,7 @@ export const open = (options: OpenOptions): StorageClient => {
     )
     return closed
   }
-  const api = makeApi(run, transaction)
+  const api = makeApi(run, transaction, watch)
   const client: StorageClient = {
     ...api,
     // Gets made in the same tick are answered by one getMany per store: concurrent reads cost about one query.
@@ -734,6 +817,25 @@ export function list<T = Json>(selector?: Selector): AsyncIterableIterator<Entry
     })()
   }
   return defaultClient.list<T>(selector)
+}
+/** The changes of the selected keys as an async iterable; see `StorageApi.watch`. @since 0.3.0 */
+export function watch<T = Json>(selector?: WatchSelector, options?: WatchOptions): AsyncIterableIterator<Change<T>> {
+  if (defaultClient === undefined) {
+    // The default instance opens at the first step of the loop, as any other call would open it.
+    return (async function* () {
+      yield* await withDefault((client) => Promise.resolve(client.watch<T>(selector, options)))
+    })()
+  }
+  return defaultClient.watch<T>(selector, options)
+}
+/** Calls `listener` with each change of the selected keys until the returned function is called. @since 0.3.0 */
+export function onChange<T = Json>(
+  selector: WatchSelector | undefined,
+  listener: (change: Change<T>) => unknown,
+  options?: OnChangeOptions
+): () => void {
+  const { onError, ...watchOptions } = options ?? {}
+  return listen(watch<T>(selector, watchOptions), listener, onError)
 }
 /** One page of the selected entries and the cursor of the next; see `StorageApi.page`. @since 0.2.0 */
 export function page<T = Json>(options?: PageOptions): Promise<Page<T>> {

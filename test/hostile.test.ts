@@ -195,7 +195,7 @@ it("the schema is unchanged by all of that", () => {
   db.close()
   expect(schema).toEqual([
     { type: "table", name: "runtime_storage", tbl_name: "runtime_storage" },
-    { type: "table", name: "runtime_storage_clock", tbl_name: "runtime_storage_clock" },
+    { type: "table", name: "runtime_storage_changes", tbl_name: "runtime_storage_changes" },
     { type: "index", name: "runtime_storage_key", tbl_name: "runtime_storage" },
     { type: "table", name: "runtime_storage_migrations", tbl_name: "runtime_storage_migrations" }
   ])

@@ -58,6 +58,8 @@ const adapt = (client: storage.StorageApi): StorageService => {
     has: (key, options) => call(() => client.has(key, options)),
     entries: (selector) => call(() => client.entries(selector)),
     list: (selector) => Stream.fromAsyncIterable(client.list(selector), (error) => error as StorageError),
+    watch: (selector, options) =>
+      Stream.fromAsyncIterable(client.watch(selector, options), (error) => error as StorageError),
     page: (options) => call(() => client.page(options)),
     count: (selector) => call(() => client.count(selector)),
     atomic: () => adaptAtomic(client.atomic()),

@@ -86,7 +86,8 @@ describe("layerSqlite on a file", () => {
       const db = raw(filename)
       expect(db.prepare("SELECT migration_id, name FROM runtime_storage_migrations").all()).toEqual([
         { migration_id: 1, name: "create_runtime_storage" },
-        { migration_id: 2, name: "rowid_table_key_index_versions" }
+        { migration_id: 2, name: "rowid_table_key_index_versions" },
+        { migration_id: 3, name: "change_log" }
       ])
       const table = db.prepare("SELECT sql FROM sqlite_schema WHERE name = 'runtime_storage'").pluck().get()
       // Schema 2: a rowid table (a large value no longer slows the other keys), keyed by a unique index.

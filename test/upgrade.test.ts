@@ -49,7 +49,11 @@ const inspect = (filename: string) => {
       rows: db
         .prepare("SELECT store, key, value, created_at, updated_at FROM runtime_storage ORDER BY store, key")
         .all() as Array<StoredRow>,
-      integrity: db.pragma("integrity_check", { simple: true })
+      integrity: db.pragma("integrity_check", { simple: true }),
+      /** The last version a write took before schema 3 (schema 1 gave every row version 1). */
+      clock: (db.prepare("SELECT 1 FROM sqlite_schema WHERE name = 'runtime_storage_clock'").get() === undefined
+        ? 1
+        : db.prepare("SELECT version FROM runtime_storage_clock").pluck().get()) as number
     }
   } finally {
     db.close()
@@ -128,6 +132,21 @@ for (const { version, schema } of released) {
       if (schema === 1) expect(newest).toBe("0000000000000001")
       await client.set("draft:new", { i: -1 }, { store: "notes" })
       expect((await client.getEntry("draft:new", { store: "notes" }))!.version > newest).toBe(true)
+      await client.close()
+    })
+
+    it("starts its change feed after its last version: older changes are refused, later ones replayed", async () => {
+      const filename = copyOf(`${version}/storage.db`)
+      const client = open({ filename })
+      const since = original.clock.toString(16).padStart(16, "0")
+      await expect(client.watch({ store: "notes" }, { since: "0000000000000000" }).next()).rejects.toMatchObject({
+        _tag: "HistoryTrimmed",
+        code: 9001
+      })
+      const changes = client.watch({ store: "notes" }, { since })
+      await client.set("draft:new", 1, { store: "notes" })
+      expect((await changes.next()).value).toMatchObject({ type: "set", key: "draft:new", value: 1 })
+      await changes.return?.()
       await client.close()
     })
 
@@ -234,7 +253,7 @@ describe("upgrading schema 1 to 2", () => {
     expect(await exited).toBe(0)
     expect(output()).toContain(`count ${ROWS}`)
     const upgraded = inspect(filename)
-    expect(upgraded.applied).toEqual([1, 2])
+    expect(upgraded.applied).toEqual(migrations.map((migration) => migration.id))
     expect(upgraded.table).not.toMatch(/WITHOUT ROWID/)
     expect(upgraded.integrity).toBe("ok")
     expect(digestOf(upgraded.rows)).toBe(digestOf(before.rows))
@@ -250,7 +269,7 @@ describe("upgrading schema 1 to 2", () => {
     expect(first.output()).toContain(`count ${ROWS / 3}`)
     expect(second.output()).toContain(`count ${ROWS / 3}`)
     const upgraded = inspect(filename)
-    expect(upgraded.applied).toEqual([1, 2])
+    expect(upgraded.applied).toEqual(migrations.map((migration) => migration.id))
     expect(digestOf(upgraded.rows)).toBe(digestOf(before.rows))
   })
 })

@@ -153,6 +153,25 @@ export class DatabaseError extends Data.TaggedError("DatabaseError")<{
 }
 
 /**
+ * A watch asked for the changes after a version (`since`) that the change feed no longer holds all of: the history
+ * it keeps (by default the last 100,000 changes or 7 days, whichever is more) starts after version `oldest`. Code 9001
+ * (NotFound): those changes are not found. List the entries again (`watch(…, { initial: true })`) and resume from
+ * there; nothing is ever skipped silently.
+ *
+ * @since 0.3.0
+ */
+export class HistoryTrimmedError extends Data.TaggedError("HistoryTrimmed")<{
+  readonly since: string
+  readonly oldest: string
+}> {
+  readonly [TypeId]: typeof TypeId = TypeId
+  readonly code = StorageErrorCode.NotFound
+  override get message(): string {
+    return `The changes after version ${this.since} are no longer all kept: the change history starts after version ${this.oldest}. List the entries again (watch with { initial: true }) and resume from there`
+  }
+}
+
+/**
  * A value cannot be stored as JSON without being changed (`path` says where and `reason` what it was), or a
  * stored value is not valid JSON.
  *
@@ -185,6 +204,7 @@ export type StorageError =
   | InvalidKeyError
   | DatabaseError
   | SerializationError
+  | HistoryTrimmedError
 
 /**
  * Whether a value is one of the errors of runtime-storage.

@@ -9,6 +9,8 @@
  */
 import type * as Effect from "effect/Effect"
 import type { StorageError } from "../errors/StorageError.js"
+import type { Notifier } from "./feed.js"
+import type { Kind } from "./schema.js"
 import type { Range } from "./selector.js"
 
 /** A stored key with its JSON text. */
@@ -32,6 +34,39 @@ export type Check = readonly [store: string, key: string, version: number | null
 /** A write of an atomic commit: the JSON text to store, or `undefined` to remove the key. */
 export type Write = readonly [store: string, key: string, text: string | undefined]
 
+/**
+ * A record of the change log: its place in the log, the version of the write that made it, what it records, and
+ * the key (`null` for a clear) and JSON text (a set's only) it is about.
+ */
+export type ChangeRow = readonly [
+  seq: number,
+  version: number,
+  kind: Kind,
+  store: string,
+  key: string | null,
+  text: string | null
+]
+
+/**
+ * Change records read after a place in the log: at most the limit asked for, all of them up to `head` (the last
+ * record when they were read) otherwise; with the origin of the log (its first record's seq and version) read after
+ * them, which tells whether records that the read needed were trimmed.
+ */
+export interface ChangeBatch {
+  readonly rows: ReadonlyArray<ChangeRow>
+  readonly head: number
+  readonly origin: readonly [seq: number, version: number]
+}
+
+/** A stored key with its JSON text and version. */
+export type VersionedRow = readonly [key: string, text: string, version: number]
+
+/** Entries and the head of the log, read as one snapshot. */
+export interface Snapshot {
+  readonly rows: ReadonlyArray<VersionedRow>
+  readonly head: number
+}
+
 /** The primitives, in their synchronous form. They throw `ReadFailed`, `WriteFailed` or `DatabaseError`. */
 export interface Primitives {
   /** The JSON text of a key, or `undefined`. */
@@ -54,10 +89,13 @@ export interface Primitives {
   readonly size: (store: string) => number
   /**
    * Inserts or overwrites the rows (distinct keys): all of them or, on failure, none, in one transaction that gives
-   * them all the next version of the database's clock (which it returns).
+   * them all the next version (which it returns), and records each change in the change log.
    */
   readonly setMany: (store: string, rows: ReadonlyArray<Row>) => number
-  /** Removes the (distinct) keys, all or none, and returns how many existed. */
+  /**
+   * Removes the (distinct) keys, all or none, and returns how many existed. The keys that existed take the next
+   * version in the change log (none is taken when no key existed).
+   */
   readonly deleteMany: (store: string, keys: ReadonlyArray<string>) => number
   readonly clear: (store: string) => void
   /**
@@ -72,6 +110,15 @@ export interface Primitives {
    * writes (in order) with the next version, which it returns; otherwise nothing, and `undefined`.
    */
   readonly commit: (checks: ReadonlyArray<Check>, writes: ReadonlyArray<Write>) => number | undefined
+  /** The seq of the last record of the change log: it moves whenever any connection commits a change. */
+  readonly head: () => number
+  /**
+   * The change records after the seq `after` made by writes with a version above `since`, in commit order, at most
+   * `limit` of them, of one store (or of all when `undefined`); see {@link ChangeBatch}.
+   */
+  readonly changes: (after: number, since: number, store: string | undefined, limit: number) => ChangeBatch
+  /** The entries of the ranges of a store (each in its order, with its limit) and the log's head, as one snapshot. */
+  readonly snapshot: (store: string, ranges: ReadonlyArray<Range>) => Snapshot
 }
 
 /**
@@ -86,9 +133,10 @@ export interface Transactions {
   readonly rollback: () => void
 }
 
-/** A synchronous backend's primitives with its transactions. */
+/** A synchronous backend's primitives with its transactions, and the notifier that wakes its watchers. */
 export interface SyncPrimitives extends Primitives {
   readonly transactions: Transactions
+  readonly feed: Notifier
 }
 
 /** The primitives as effects. */
@@ -104,6 +152,8 @@ export type Backend =
   | {
       readonly _tag: "Effect"
       readonly primitives: EffectPrimitives
+      /** Wakes the watchers of this backend: notified after each of its commits, polling while watched. */
+      readonly feed: Notifier
       /**
        * Runs an effect in a transaction that holds the write lock from its start (a savepoint when one is already
        * open in this fiber): committed when the effect succeeds, rolled back when it fails, dies or is interrupted.

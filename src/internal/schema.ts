@@ -8,8 +8,17 @@ import type { Range } from "./selector.js"
 
 /** The table of values, keyed by `(store, key)`. */
 export const TABLE = "runtime_storage"
-/** The one-row table of the last version given to a write. */
-export const CLOCK_TABLE = "runtime_storage_clock"
+/** The one-row table of the last version given to a write (schema 2; schema 3 replaced it with the change log). */
+const CLOCK_TABLE = "runtime_storage_clock"
+/** The change log: one record per changed entry (or cleared store), in commit order. */
+export const CHANGES_TABLE = "runtime_storage_changes"
+
+/**
+ * The kinds of change records. `Origin` is the first record of the log: it marks where the kept history starts (the
+ * changes before it were trimmed or happened before the log existed) and takes no part in the feed.
+ */
+export const Kind = { Origin: 0, Set: 1, Remove: 2, Clear: 3 } as const
+export type Kind = (typeof Kind)[keyof typeof Kind]
 /** This library's own migrations table. */
 export const MIGRATIONS_TABLE = "runtime_storage_migrations"
 
@@ -71,6 +80,35 @@ export const migrations: ReadonlyArray<Migration> = [
       `CREATE TABLE ${CLOCK_TABLE} (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)`,
       `INSERT INTO ${CLOCK_TABLE} (id, version) VALUES (1, 1)`
     ]
+  },
+  {
+    // 0.3.0: the change feed. Every committed write appends one record per changed entry (or one per cleared store)
+    // to the change log, in the same transaction as the change itself, so neither exists without the other. A
+    // record's `seq` is its place in the log; its `version` is the version of the write that made it: the `seq` of
+    // that write's first record, so versions stay increasing in commit order (the write lock orders commits) and
+    // the log replaces the clock table: the next version is the log's last `seq` + 1, and a write pays for one
+    // appended page instead of a clock page besides.
+    // The log starts with an origin record at the clock's last version, so versions continue from it. Its `version`
+    // is the newest change the log does not hold: the clock's last version, or 0 for an empty database whose clock
+    // never moved (schema 2's clock starts at 1, and its first write takes 2; schema 1's rows were all given 1): a
+    // `since` older than it cannot be replayed.
+    id: 3,
+    name: "change_log",
+    statements: [
+      `CREATE TABLE ${CHANGES_TABLE} (
+        seq INTEGER PRIMARY KEY,
+        version INTEGER NOT NULL,
+        at INTEGER NOT NULL,
+        kind INTEGER NOT NULL,
+        store TEXT,
+        key TEXT,
+        value TEXT
+      )`,
+      `INSERT INTO ${CHANGES_TABLE} (seq, version, at, kind)
+        SELECT version, CASE WHEN version = 1 AND NOT EXISTS (SELECT 1 FROM ${TABLE}) THEN 0 ELSE version END, 0,
+          ${Kind.Origin} FROM ${CLOCK_TABLE}`,
+      `DROP TABLE ${CLOCK_TABLE}`
+    ]
   }
 ]
 
@@ -80,7 +118,7 @@ export const LATEST_MIGRATION = migrations[migrations.length - 1]!.id
 const placeholders = (count: number, group: string): string => Array.from({ length: count }, () => group).join(", ")
 
 /** What a range statement reads. */
-export type RangeRead = "keys" | "entries" | "count"
+export type RangeRead = "keys" | "entries" | "count" | "versioned"
 
 /** The statements of the SQL backends. `?` parameters, in the order noted. */
 export const Sql = {
@@ -88,16 +126,37 @@ export const Sql = {
   get: `SELECT value FROM ${TABLE} WHERE store = ? AND key = ?`,
   /** (store, key) → one row when present */
   has: `SELECT 1 AS present FROM ${TABLE} WHERE store = ? AND key = ?`,
+  /** (store) → one row when the store holds any key */
+  anyKey: `SELECT 1 AS present FROM ${TABLE} WHERE store = ? LIMIT 1`,
   /** (store, key) → version */
   versionOf: `SELECT version FROM ${TABLE} WHERE store = ? AND key = ?`,
   /** (store, key) */
   deleteOne: `DELETE FROM ${TABLE} WHERE store = ? AND key = ?`,
   /** (store, key) → value, created_at, updated_at, version */
   getEntry: `SELECT value, created_at, updated_at, version FROM ${TABLE} WHERE store = ? AND key = ?`,
-  /** () → the version of the write that runs it: the next one (a write: it takes the write lock) */
-  nextVersion: `UPDATE ${CLOCK_TABLE} SET version = version + 1 WHERE id = 1 RETURNING version`,
+  /** () → the version of the next write: the seq its first change record will take (run it holding the write lock) */
+  nextVersion: `SELECT COALESCE(MAX(seq), 0) + 1 AS version FROM ${CHANGES_TABLE}`,
+  /** (version, at, kind, store, key, value) per record: appends change records */
+  logChanges: (rows: number): string =>
+    `INSERT INTO ${CHANGES_TABLE} (version, at, kind, store, key, value) VALUES ${placeholders(rows, "(?, ?, ?, ?, ?, ?)")}`,
+  /** () → head: the seq of the last record */
+  head: `SELECT COALESCE(MAX(seq), 0) AS head FROM ${CHANGES_TABLE}`,
+  /** () → seq, version of the origin record (the first one) */
+  origin: `SELECT seq, version FROM ${CHANGES_TABLE} ORDER BY seq LIMIT 1`,
   /**
-   * (store, [lower], [upper], limit) → key / key, value / count: the keys of a range, ordered by BINARY collation
+   * (after, head, since, [store], limit) → seq, version, kind, store, key, value: the change records after a seq, up
+   * to the head, of writes newer than `since`, in commit order
+   */
+  changes: (byStore: boolean): string =>
+    `SELECT seq, version, kind, store, key, value FROM ${CHANGES_TABLE} WHERE seq > ? AND seq <= ? AND version > ?${byStore ? " AND store = ?" : ""} AND kind > ${Kind.Origin} ORDER BY seq LIMIT ?`,
+  /** (seq) → version, at of one record */
+  record: `SELECT version, at FROM ${CHANGES_TABLE} WHERE seq = ?`,
+  /** (seq): drops the records before a seq (trimming) */
+  trimBefore: `DELETE FROM ${CHANGES_TABLE} WHERE seq < ?`,
+  /** (seq): turns a record into the origin of the log, keeping its version (the newest change no longer held) */
+  makeOrigin: `UPDATE ${CHANGES_TABLE} SET kind = ${Kind.Origin}, store = NULL, key = NULL, value = NULL WHERE seq = ?`,
+  /**
+   * (store, [lower], [upper], limit) → key / key, value / count / key, value, version: the keys of a range, ordered by BINARY collation
    * (code point order on UTF-8). A limit of -1 is no limit; a count without a limit counts the index directly.
    */
   range: (read: RangeRead, lower: boolean, upper: boolean, reverse: boolean, limited: boolean): string => {
@@ -107,7 +166,7 @@ export const Sql = {
         ? `SELECT count(*) AS count FROM (SELECT 1 FROM ${TABLE} WHERE ${where} LIMIT ?)`
         : `SELECT count(*) AS count FROM ${TABLE} WHERE ${where}`
     }
-    const columns = read === "keys" ? "key" : "key, value"
+    const columns = read === "keys" ? "key" : read === "entries" ? "key, value" : "key, value, version"
     return `SELECT ${columns} FROM ${TABLE} WHERE ${where} ORDER BY key${reverse ? " DESC" : ""} LIMIT ?`
   },
   /** (store) → size: UTF-8 bytes of the stored JSON text */
@@ -121,8 +180,9 @@ export const Sql = {
   /** (store, ...keys) → key, value */
   selectIn: (keys: number): string =>
     `SELECT key, value FROM ${TABLE} WHERE store = ? AND key IN (${placeholders(keys, "?")})`,
-  /** (store, ...keys) */
-  deleteIn: (keys: number): string => `DELETE FROM ${TABLE} WHERE store = ? AND key IN (${placeholders(keys, "?")})`
+  /** (store, ...keys) → key: the keys removed */
+  deleteIn: (keys: number): string =>
+    `DELETE FROM ${TABLE} WHERE store = ? AND key IN (${placeholders(keys, "?")}) RETURNING key`
 } as const
 
 /** The parameters of {@link Sql.range} for a store and a range. */
@@ -134,7 +194,7 @@ export const rangeParameters = (store: string, range: Range, read: RangeRead): A
   return parameters
 }
 
-const READS: Record<RangeRead, number> = { keys: 0, entries: 1, count: 2 }
+const READS: Record<RangeRead, number> = { keys: 0, entries: 1, count: 2, versioned: 3 }
 /** The text of each shape of range statement, made once: lists and pages ask for it on every chunk and page. */
 const rangeTexts: Array<string | undefined> = []
 

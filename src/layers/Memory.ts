@@ -3,9 +3,20 @@
  *
  * @since 0.1.0
  */
+import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { type MetaRow, type Row, type SyncPrimitives, weigh } from "../internal/backend.js"
+import type { InvalidKeyError } from "../errors/StorageError.js"
+import {
+  type ChangeRow,
+  type MetaRow,
+  type Row,
+  type SyncPrimitives,
+  type VersionedRow,
+  weigh
+} from "../internal/backend.js"
+import { DEFAULT_HISTORY, dueForTrim, type History, Notifier, resolveHistory, trimCut } from "../internal/feed.js"
 import { compareCodePoints } from "../internal/order.js"
+import { Kind } from "../internal/schema.js"
 import type { Range } from "../internal/selector.js"
 import { make, Storage } from "../services/Storage.js"
 
@@ -34,12 +45,26 @@ const lowerIndex = (sorted: ReadonlyArray<string>, bound: string): number => {
   return low
 }
 
-const makePrimitives = (): SyncPrimitives => {
+/** A record of the change log, as the SQL layers keep it. */
+interface Change {
+  readonly seq: number
+  readonly version: number
+  readonly at: number
+  kind: Kind
+  readonly store: string | null
+  readonly key: string | null
+  readonly text: string | null
+}
+
+const makePrimitives = (history: History): SyncPrimitives => {
   // Values are kept as the serializer's JSON text, so every read returns a fresh value and `size` counts the
   // same bytes as SQLite does.
   const stores = new Map<string, Values>()
-  // The last version given to a write, as the clock table of the SQL layers keeps it (a new database starts at 1).
-  let clock = 1
+  // The change log, as the SQL layers keep it: contiguous seqs from its origin record (a new database's is seq 1,
+  // version 0, so the first write takes version 2 as it does there).
+  let log: Array<Change> = [{ seq: 1, version: 0, at: 0, kind: Kind.Origin, store: null, key: null, text: null }]
+  const headSeq = (): number => log[log.length - 1]!.seq
+  const feed = new Notifier(undefined)
   const empty: Values = { values: new Map(), sorted: [] }
   const storeOf = (store: string): Values => stores.get(store) ?? empty
   const writable = (store: string): Values => {
@@ -53,18 +78,52 @@ const makePrimitives = (): SyncPrimitives => {
   // A few keys added or removed are put in (or taken out of) the sorted keys; after a larger batch they are sorted
   // again when next read.
   const FEW = 16
-  // The open transaction's levels: for each, how to undo its changes (newest last) and the clock before it.
-  const levels: Array<{ readonly undo: Array<() => void>; readonly clock: number }> = []
+  // The open transaction's levels: for each, how to undo its changes (newest last) and the log's length before it.
+  const levels: Array<{ readonly undo: Array<() => void>; readonly logLength: number }> = []
   let sharedVersion: number | undefined
   let versionDepth = 0
   const takeVersion = (): number => {
-    if (levels.length === 0) return ++clock
+    if (levels.length === 0) return headSeq() + 1
     if (sharedVersion === undefined) {
-      sharedVersion = ++clock
+      sharedVersion = headSeq() + 1
       versionDepth = levels.length
     }
     return sharedVersion
   }
+  let firstSeq = 0
+  const record = (
+    version: number,
+    at: number,
+    kind: Kind,
+    store: string | null,
+    key: string | null,
+    text: string | null
+  ) => {
+    const seq = headSeq() + 1
+    log.push({ seq, version, at, kind, store, key, text })
+    if (firstSeq === 0) firstSeq = seq
+  }
+  /**
+   * Runs a write call: its records appended, then (outside a transaction, whose rollback could not give trimmed
+   * records back) the log trimmed when they made it due, and the watchers woken.
+   */
+  const logged =
+    <A extends ReadonlyArray<unknown>, B>(body: (...args: A) => B) =>
+    (...args: A): B => {
+      firstSeq = 0
+      const result = body(...args)
+      if (levels.length > 0) return result
+      if (firstSeq !== 0 && dueForTrim(history, firstSeq, headSeq())) {
+        const origin = log[0]!.seq
+        const cut = trimCut(history, origin, headSeq(), Date.now(), (seq) => log[seq - origin]?.at)
+        if (cut !== undefined) {
+          log = log.slice(cut - origin)
+          log[0]!.kind = Kind.Origin
+        }
+      }
+      feed.notify()
+      return result
+    }
   /** Records how to put a key back as it is now, when a transaction is open. */
   const remember = (store: string, key: string): void => {
     const level = levels.at(-1)
@@ -110,22 +169,25 @@ const makePrimitives = (): SyncPrimitives => {
     }
   }
   return {
+    feed,
     transactions: {
       begin: () => {
-        levels.push({ undo: [], clock })
+        levels.push({ undo: [], logLength: log.length })
       },
       commit: () => {
         const level = levels.pop()!
         const parent = levels.at(-1)
         // A savepoint's changes become its parent's, undone with it.
         if (parent !== undefined) for (const undo of level.undo) parent.undo.push(undo)
-        if (levels.length === 0) sharedVersion = undefined
-        else if (versionDepth > levels.length) versionDepth = levels.length
+        if (levels.length === 0) {
+          sharedVersion = undefined
+          feed.notify()
+        } else if (versionDepth > levels.length) versionDepth = levels.length
       },
       rollback: () => {
         const level = levels.pop()!
         for (let index = level.undo.length - 1; index >= 0; index--) level.undo[index]!()
-        clock = level.clock
+        log.length = level.logLength
         if (versionDepth > levels.length) sharedVersion = undefined
       }
     },
@@ -172,7 +234,7 @@ const makePrimitives = (): SyncPrimitives => {
       for (const stored of storeOf(store).values.values()) bytes += Buffer.byteLength(stored.text, "utf8")
       return bytes
     },
-    setMany: (store, rows) => {
+    setMany: logged((store, rows) => {
       const values = writable(store)
       if (rows.length > FEW) values.sorted = undefined
       const now = Date.now()
@@ -180,35 +242,46 @@ const makePrimitives = (): SyncPrimitives => {
       for (const [key, text] of rows) {
         remember(store, key)
         write(values, key, text, now, version)
+        record(version, now, Kind.Set, store, key, text)
       }
       return version
-    },
-    deleteMany: (store, keys) => {
+    }),
+    deleteMany: logged((store, keys) => {
       const values = stores.get(store)
       if (values === undefined) return 0
       if (keys.length > FEW) values.sorted = undefined
+      let version: number | undefined
+      const now = Date.now()
       let removed = 0
       for (const key of keys) {
         remember(store, key)
-        if (remove(store, key)) removed++
+        if (remove(store, key)) {
+          version ??= takeVersion()
+          record(version, now, Kind.Remove, store, key, null)
+          removed++
+        }
       }
       return removed
-    },
-    clear: (store) => {
+    }),
+    clear: logged((store) => {
       const previous = stores.get(store)
       if (previous !== undefined) {
         levels.at(-1)?.undo.push(() => stores.set(store, previous))
         stores.delete(store)
+        record(takeVersion(), Date.now(), Kind.Clear, store, null, null)
       }
-    },
-    update: (store, key, f) => {
+    }),
+    update: logged((store, key, f) => {
       const text = f(stores.get(store)?.values.get(key)?.text)
       if (typeof text !== "string") throw text
       remember(store, key)
-      write(writable(store), key, text, Date.now(), takeVersion())
+      const now = Date.now()
+      const version = takeVersion()
+      write(writable(store), key, text, now, version)
+      record(version, now, Kind.Set, store, key, text)
       return text
-    },
-    commit: (checks, writes) => {
+    }),
+    commit: logged((checks, writes) => {
       for (const [store, key, expected] of checks) {
         if ((stores.get(store)?.values.get(key)?.version ?? null) !== expected) return undefined
       }
@@ -216,10 +289,34 @@ const makePrimitives = (): SyncPrimitives => {
       const now = Date.now()
       for (const [store, key, text] of writes) {
         remember(store, key)
-        if (text !== undefined) write(writable(store), key, text, now, version)
-        else remove(store, key)
+        if (text !== undefined) {
+          write(writable(store), key, text, now, version)
+          record(version, now, Kind.Set, store, key, text)
+        } else if (remove(store, key)) {
+          record(version, now, Kind.Remove, store, key, null)
+        }
       }
+      // A commit that changed nothing still returns its version: a record that only holds it keeps it its own.
+      if (firstSeq === 0) record(version, now, Kind.Origin, null, null, null)
       return version
+    }),
+    head: headSeq,
+    changes: (after, since, store, limit) => {
+      const origin = log[0]!.seq
+      const rows: Array<ChangeRow> = []
+      for (let index = Math.max(0, after + 1 - origin); index < log.length && rows.length < limit; index++) {
+        const change = log[index]!
+        if (change.version <= since || change.kind === Kind.Origin || (store !== undefined && change.store !== store)) {
+          continue
+        }
+        rows.push([change.seq, change.version, change.kind, change.store!, change.key, change.text])
+      }
+      return { rows, head: headSeq(), origin: [origin, log[0]!.version] }
+    },
+    snapshot: (store, ranges) => {
+      const rows: Array<VersionedRow> = []
+      for (const range of ranges) walk(store, range, (key, stored) => rows.push([key, stored.text, stored.version]) > 0)
+      return { rows, head: headSeq() }
     }
   }
 }
@@ -231,5 +328,29 @@ const makePrimitives = (): SyncPrimitives => {
  * @since 0.1.0
  */
 export const layerMemory: Layer.Layer<Storage> = Layer.sync(Storage, () =>
-  make({ _tag: "Sync", primitives: makePrimitives() })
+  make({ _tag: "Sync", primitives: makePrimitives(DEFAULT_HISTORY) })
 )
+
+/**
+ * Options of {@link layerMemoryWith}.
+ *
+ * @since 0.3.0
+ */
+export interface MemoryOptions {
+  /** The history the change feed keeps, as `SqliteOptions.history` (`maxAge` in milliseconds). */
+  readonly history?: { readonly changes?: number | undefined; readonly maxAge?: number | undefined } | undefined
+}
+
+/**
+ * `layerMemory` with options. Fails with `InvalidKeyError` (9004) when they are refused.
+ *
+ * @since 0.3.0
+ */
+export const layerMemoryWith = (options: MemoryOptions): Layer.Layer<Storage, InvalidKeyError> =>
+  Layer.effect(
+    Storage,
+    Effect.try({
+      try: () => make({ _tag: "Sync", primitives: makePrimitives(resolveHistory(options.history)) }),
+      catch: (cause) => cause as InvalidKeyError
+    })
+  )

@@ -10,18 +10,31 @@ import * as Effect from "effect/Effect"
 import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
 import { DatabaseError, type ReadFailedError, type WriteFailedError } from "../errors/StorageError.js"
-import type { EffectPrimitives, MetaRow, Row } from "../internal/backend.js"
+import type { ChangeRow, EffectPrimitives, MetaRow, Row, VersionedRow } from "../internal/backend.js"
 import { openFailure, readFailure, writeFailure } from "../internal/failure.js"
-import { CHUNK, chunks, LOCK_TABLE, migrate, rangeParameters, rangeSql, Sql } from "../internal/schema.js"
+import {
+  dueForTrim,
+  type History,
+  type HistoryOptions,
+  historyOf,
+  Notifier,
+  TRIM_BATCH,
+  trimCut
+} from "../internal/feed.js"
+import { CHUNK, chunks, Kind, LOCK_TABLE, migrate, rangeParameters, rangeSql, Sql } from "../internal/schema.js"
 import { make, Storage } from "../services/Storage.js"
 
 /**
- * Options of {@link layerSql}. None yet: the connection's settings belong to the `SqlClient`.
+ * Options of {@link layerSql}. The connection's settings belong to the `SqlClient`.
  *
  * @since 0.1.0
  */
-export type SqlOptions = Record<string, never>
+export interface SqlOptions {
+  /** The history the change feed keeps: see `SqliteOptions.history`. */
+  readonly history?: HistoryOptions | undefined
+}
 
 interface ValueRow {
   readonly value: string
@@ -49,22 +62,32 @@ interface SharedVersion {
 
 const makePrimitives = (
   sql: SqlClient.SqlClient,
-  sharedVersion: FiberRef.FiberRef<SharedVersion | undefined>
+  sharedVersion: FiberRef.FiberRef<SharedVersion | undefined>,
+  history: History,
+  feed: Notifier
 ): EffectPrimitives => {
   const query = <A extends object>(text: string, params: ReadonlyArray<unknown>) => sql.unsafe<A>(text, params)
   // @effect/sql reports some failures (a failed COMMIT, e.g. SQLITE_FULL) as defects: they are mapped too.
   // Failures that are not SqlErrors (an update's own refusal) pass through unchanged.
   const read =
-    (operation: string, store: string) =>
+    (operation: string, store: string | undefined) =>
     <A, E>(self: Effect.Effect<A, E>): Effect.Effect<A, Exclude<E, SqlError> | ReadFailedError | DatabaseError> =>
       self.pipe(
         Effect.catchIf(isSqlError, (cause) => Effect.fail(readFailure(operation, store, cause))),
         Effect.catchAllDefect((cause) => Effect.fail(readFailure(operation, store, cause)))
       ) as Effect.Effect<A, Exclude<E, SqlError> | ReadFailedError | DatabaseError>
+  // A write that committed (outside a transaction) wakes the watchers of this layer.
   const write =
     (operation: string, store: string | undefined) =>
     <A, E>(self: Effect.Effect<A, E>): Effect.Effect<A, Exclude<E, SqlError> | WriteFailedError | DatabaseError> =>
       self.pipe(
+        Effect.tap(() =>
+          Effect.flatMap(FiberRef.get(sharedVersion), (shared) =>
+            Effect.sync(() => {
+              if (shared === undefined) feed.notify()
+            })
+          )
+        ),
         Effect.catchIf(isSqlError, (cause) => Effect.fail(writeFailure(operation, store, cause))),
         Effect.catchAllDefect((cause) => Effect.fail(writeFailure(operation, store, cause)))
       ) as Effect.Effect<A, Exclude<E, SqlError> | WriteFailedError | DatabaseError>
@@ -72,6 +95,8 @@ const makePrimitives = (
   const takeNext = Effect.map(query<{ readonly version: number | bigint }>(Sql.nextVersion, []), (rows) =>
     Number(rows[0]!.version)
   )
+  // A transaction's first statement takes the write lock (see LOCK_TABLE), so reading the next version is safe.
+  const lock = query(LOCK_TABLE, [])
   /** The version of a write: the next one, or inside a transaction the one its writes share. */
   const nextVersion = Effect.flatMap(FiberRef.get(sharedVersion), (shared) => {
     if (shared === undefined) return takeNext
@@ -82,7 +107,102 @@ const makePrimitives = (
     })
   })
 
+  type Record = readonly [
+    version: number,
+    at: number,
+    kind: Kind,
+    store: string | null,
+    key: string | null,
+    text: string | null
+  ]
+  /**
+   * Appends a write call's records to the log, then trims the log in the same transaction when they made it due.
+   * The call holds the write lock.
+   */
+  const record = (records: ReadonlyArray<Record>): Effect.Effect<void, SqlError> =>
+    records.length === 0
+      ? Effect.void
+      : Effect.gen(function* () {
+          for (const chunk of chunks(records)) yield* query(Sql.logChanges(chunk.length), chunk.flat())
+          const last = Number((yield* query<{ readonly head: number | bigint }>(Sql.head, []))[0]!.head)
+          if (!dueForTrim(history, last - records.length + 1, last)) return
+          const origin = Number((yield* query<{ readonly seq: number | bigint }>(Sql.origin, []))[0]!.seq)
+          const row = yield* query<{ readonly at: number | bigint }>(Sql.record, [
+            Math.min(last - history.changes, origin + TRIM_BATCH)
+          ])
+          const cut = trimCut(history, origin, last, Date.now(), () =>
+            row[0] === undefined ? undefined : Number(row[0].at)
+          )
+          if (cut === undefined) return
+          yield* query(Sql.trimBefore, [cut])
+          yield* query(Sql.makeOrigin, [cut])
+        })
+  /** Removes keys (holding the write lock) and records the removal of those that existed; how many did. */
+  const removeKeys = (store: string, keys: ReadonlyArray<string>, version: Effect.Effect<number, SqlError>) =>
+    Effect.gen(function* () {
+      const removed: Array<string> = []
+      for (const chunk of chunks(keys)) {
+        for (const row of yield* query<KeyRow>(Sql.deleteIn(chunk.length), [store, ...chunk])) removed.push(row.key)
+      }
+      if (removed.length === 0) return 0
+      const taken = yield* version
+      const now = Date.now()
+      yield* record(removed.map((key): Record => [taken, now, Kind.Remove, store, key, null]))
+      return removed.length
+    })
+  // Reads of the feed: each in one transaction, one snapshot.
+  const changesOf = (after: number, since: number, store: string | undefined, limit: number) =>
+    Effect.gen(function* () {
+      const head = Number((yield* query<{ readonly head: number | bigint }>(Sql.head, []))[0]!.head)
+      const rows = yield* query<{
+        readonly seq: number | bigint
+        readonly version: number | bigint
+        readonly kind: number
+        readonly store: string
+        readonly key: string | null
+        readonly value: string | null
+      }>(
+        Sql.changes(store !== undefined),
+        store === undefined ? [after, head, since, limit] : [after, head, since, store, limit]
+      )
+      const origin = (yield* query<{ readonly seq: number | bigint; readonly version: number | bigint }>(
+        Sql.origin,
+        []
+      ))[0]!
+      return {
+        rows: rows.map(
+          (row): ChangeRow => [Number(row.seq), Number(row.version), row.kind as Kind, row.store, row.key, row.value]
+        ),
+        head,
+        origin: [Number(origin.seq), Number(origin.version)] as const
+      }
+    })
+
   return {
+    head: () =>
+      query<{ readonly head: number | bigint }>(Sql.head, []).pipe(
+        Effect.map((rows) => Number(rows[0]!.head)),
+        read("watch", undefined)
+      ),
+    changes: (after, since, store, limit) =>
+      sql.withTransaction(changesOf(after, since, store, limit)).pipe(read("watch", store)),
+    snapshot: (store, ranges) =>
+      sql
+        .withTransaction(
+          Effect.gen(function* () {
+            const rows: Array<VersionedRow> = []
+            for (const range of ranges) {
+              const found = yield* query<KeyValueRow & { readonly version: number | bigint }>(
+                rangeSql("versioned", range),
+                rangeParameters(store, range, "versioned")
+              )
+              for (const row of found) rows.push([row.key, row.value, Number(row.version)])
+            }
+            const head = Number((yield* query<{ readonly head: number | bigint }>(Sql.head, []))[0]!.head)
+            return { rows, head }
+          })
+        )
+        .pipe(read("watch", store)),
     get: (store, key) =>
       query<ValueRow>(Sql.get, [store, key]).pipe(
         Effect.map((rows) => rows[0]?.value),
@@ -136,49 +256,50 @@ const makePrimitives = (
       ),
     setMany: (store, rows) => {
       const now = Date.now()
-      // The first statement of the transaction (taking the next version) is a write, so it holds the write lock
-      // from its start.
       return sql
         .withTransaction(
-          Effect.flatMap(nextVersion, (version) =>
-            Effect.as(
-              Effect.forEach(
-                chunks(rows),
-                (chunk) =>
-                  query(
-                    Sql.upsert(chunk.length),
-                    chunk.flatMap(([key, text]) => [store, key, text, now, now, version])
-                  ),
-                { discard: true }
-              ),
-              version
-            )
-          )
+          Effect.gen(function* () {
+            yield* lock
+            const version = yield* nextVersion
+            for (const chunk of chunks(rows)) {
+              yield* query(
+                Sql.upsert(chunk.length),
+                chunk.flatMap(([key, text]) => [store, key, text, now, now, version])
+              )
+            }
+            yield* record(rows.map(([key, text]): Record => [version, now, Kind.Set, store, key, text]))
+            return version
+          })
         )
         .pipe(write(rows.length === 1 ? "set" : "setMany", store))
     },
     deleteMany: (store, keys) =>
       sql
+        .withTransaction(Effect.zipRight(lock, removeKeys(store, keys, nextVersion)))
+        .pipe(write(keys.length === 1 ? "remove" : "deleteMany", store)),
+    clear: (store) =>
+      sql
         .withTransaction(
-          Effect.forEach(chunks(keys), (chunk) =>
-            query<KeyRow>(`${Sql.deleteIn(chunk.length)} RETURNING key`, [store, ...chunk])
-          )
+          Effect.gen(function* () {
+            yield* lock
+            if ((yield* query(Sql.anyKey, [store])).length === 0) return
+            yield* query(Sql.clear, [store])
+            yield* record([[yield* nextVersion, Date.now(), Kind.Clear, store, null, null]])
+          })
         )
-        .pipe(
-          Effect.map((results) => results.reduce((removed, rows) => removed + rows.length, 0)),
-          write(keys.length === 1 ? "remove" : "deleteMany", store)
-        ),
-    clear: (store) => query(Sql.clear, [store]).pipe(Effect.asVoid, write("clear", store)),
+        .pipe(write("clear", store)),
     update: (store, key, f) =>
       sql
         .withTransaction(
           Effect.gen(function* () {
-            yield* query(LOCK_TABLE, [])
+            yield* lock
             const rows = yield* query<ValueRow>(Sql.get, [store, key])
             const text = f(rows[0]?.value)
             if (typeof text !== "string") return yield* Effect.fail(text)
             const now = Date.now()
-            yield* query(Sql.upsert(1), [store, key, text, now, now, yield* nextVersion])
+            const version = yield* nextVersion
+            yield* query(Sql.upsert(1), [store, key, text, now, now, version])
+            yield* record([[version, now, Kind.Set, store, key, text]])
             return text
           })
         )
@@ -188,7 +309,7 @@ const makePrimitives = (
         .withTransaction(
           Effect.gen(function* () {
             // The write lock first: the checks read what no other writer can change before the commit.
-            yield* query(LOCK_TABLE, [])
+            yield* lock
             for (const [store, key, expected] of checks) {
               const rows = yield* query<{ readonly version: number | bigint }>(Sql.versionOf, [store, key])
               const current = rows[0] === undefined ? null : Number(rows[0].version)
@@ -196,10 +317,19 @@ const makePrimitives = (
             }
             const version = yield* nextVersion
             const now = Date.now()
+            const records: Array<Record> = []
             for (const [store, key, text] of writes) {
-              if (text === undefined) yield* query(Sql.deleteOne, [store, key])
-              else yield* query(Sql.upsert(1), [store, key, text, now, now, version])
+              if (text === undefined) {
+                const removed = yield* query<KeyRow>(Sql.deleteIn(1), [store, key])
+                if (removed.length > 0) records.push([version, now, Kind.Remove, store, key, null])
+              } else {
+                yield* query(Sql.upsert(1), [store, key, text, now, now, version])
+                records.push([version, now, Kind.Set, store, key, text])
+              }
             }
+            // A commit that changed nothing still returns its version: a record that only holds it keeps it its own.
+            if (records.length === 0) records.push([version, now, Kind.Origin, null, null, null])
+            yield* record(records)
             return version
           })
         )
@@ -214,10 +344,14 @@ const makePrimitives = (
  *
  * @since 0.1.0
  */
-export const layerSql = (_options?: SqlOptions): Layer.Layer<Storage, DatabaseError, SqlClient.SqlClient> =>
+export const layerSql = (options?: SqlOptions): Layer.Layer<Storage, DatabaseError, SqlClient.SqlClient> =>
   Layer.effect(
     Storage,
     Effect.gen(function* () {
+      const history = yield* Effect.try({
+        try: () => historyOf(options?.history),
+        catch: (cause) => new DatabaseError({ reason: (cause as Error).message })
+      })
       const sql = yield* SqlClient.SqlClient
       const failed = (cause: unknown) => openFailure("Could not migrate the database", undefined, cause)
       yield* migrate(
@@ -231,9 +365,16 @@ export const layerSql = (_options?: SqlOptions): Layer.Layer<Storage, DatabaseEr
         undefined
       ).pipe(Effect.catchAllDefect((cause) => Effect.fail(failed(cause))))
       const sharedVersion = FiberRef.unsafeMake<SharedVersion | undefined>(undefined)
+      // Watchers poll the log's head through the client while they watch (waiting, like any query, while a
+      // transaction holds the connection).
+      const runPromise = Runtime.runPromise(yield* Effect.runtime<never>())
+      const feed = new Notifier(() =>
+        runPromise(sql.unsafe(Sql.head, [])).then((rows) => Number((rows[0] as { head: number }).head))
+      )
       return make({
         _tag: "Effect",
-        primitives: makePrimitives(sql, sharedVersion),
+        feed,
+        primitives: makePrimitives(sql, sharedVersion, history, feed),
         withTransaction: (self) =>
           Effect.flatMap(FiberRef.get(sharedVersion), (parent) => {
             // A savepoint inside a transaction starts with its parent's version, and gives it to its parent when
@@ -245,6 +386,7 @@ export const layerSql = (_options?: SqlOptions): Layer.Layer<Storage, DatabaseEr
               .pipe(
                 Effect.tap(() => {
                   if (parent !== undefined) parent.version = level.version
+                  else feed.notify()
                 }),
                 Effect.catchIf(isSqlError, (cause) => Effect.fail(writeFailure("transaction", undefined, cause))),
                 Effect.catchSomeDefect((cause) =>

@@ -15,19 +15,25 @@ import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import { DatabaseError, isStorageError, type StorageError } from "../errors/StorageError.js"
 import {
+  type ChangeBatch,
+  type ChangeRow,
   type Check,
   type MetaRow,
   type Row,
+  type Snapshot,
   type SyncPrimitives,
   type Transactions,
+  type VersionedRow,
   type Write,
   weigh
 } from "../internal/backend.js"
 import { openFailure, readFailure, sqliteCodeOf, writeFailure } from "../internal/failure.js"
+import { dueForTrim, type History, type HistoryOptions, historyOf, Notifier, trimCut } from "../internal/feed.js"
 import { quote } from "../internal/quote.js"
 import {
   CHUNK,
   chunks,
+  Kind,
   type MigrationDriver,
   migrate,
   type RangeRead,
@@ -60,6 +66,11 @@ export interface SqliteOptions {
   readonly durability?: Durability | undefined
   /** How long to wait for another connection's lock before failing. Default 5 seconds. */
   readonly busyTimeout?: Duration.DurationInput | undefined
+  /**
+   * How much history the change feed keeps: at least the last `changes` changes (default 100,000) and every change
+   * younger than `maxAge` (default 7 days), whichever is more. A watch resuming from an older version fails.
+   */
+  readonly history?: HistoryOptions | undefined
 }
 
 /** Bytes the WAL file is truncated to when it is restarted: the size of one auto-checkpoint (1000 pages). */
@@ -222,7 +233,7 @@ const migrationDriver = (db: Database.Database, filename: string): MigrationDriv
   }
 }
 
-const makePrimitives = (db: Database.Database): SyncPrimitives => {
+const makePrimitives = (db: Database.Database, history: History): SyncPrimitives => {
   const prepare = (sql: string): Statement => db.prepare(sql) as Statement
   const get = prepare(Sql.get).pluck()
   const has = prepare(Sql.has).pluck()
@@ -232,7 +243,13 @@ const makePrimitives = (db: Database.Database): SyncPrimitives => {
   const upsert = prepare(Sql.upsert(1))
   const nextVersion = prepare(Sql.nextVersion).pluck()
   const versionOf = prepare(Sql.versionOf).pluck()
-  const deleteOne = prepare(Sql.deleteOne)
+  const logChange = prepare(Sql.logChanges(1))
+  const head = prepare(Sql.head).pluck()
+  const origin = prepare(Sql.origin).raw()
+  const recordAt = prepare(Sql.record).raw()
+  const trimBefore = prepare(Sql.trimBefore)
+  const makeOrigin = prepare(Sql.makeOrigin)
+  const changesOf = [prepare(Sql.changes(false)).raw(), prepare(Sql.changes(true)).raw()] as const
   // IN-list statements are prepared once per list length and kept: lengths are at most CHUNK.
   const inLists = new Map<string, Statement>()
   const inList = (kind: "selectIn" | "deleteIn", length: number): Statement => {
@@ -241,18 +258,19 @@ const makePrimitives = (db: Database.Database): SyncPrimitives => {
     if (statement === undefined) {
       statement = prepare(Sql[kind](length))
       if (kind === "selectIn") statement.raw()
+      else statement.pluck()
       inLists.set(id, statement)
     }
     return statement
   }
-  // Range statements are prepared once per shape (which bounds, which direction) and kept: at most 24 of them.
+  // Range statements are prepared once per shape (which bounds, which direction) and kept: at most 32 of them.
   const ranges = new Map<string, Statement>()
   const rangeStatement = (read: RangeRead, range: Range): Statement => {
     const sql = rangeSql(read, range)
     let statement = ranges.get(sql)
     if (statement === undefined) {
       statement = prepare(sql)
-      if (read === "entries") statement.raw()
+      if (read === "entries" || read === "versioned") statement.raw()
       else statement.pluck()
       ranges.set(sql, statement)
     }
@@ -273,8 +291,9 @@ const makePrimitives = (db: Database.Database): SyncPrimitives => {
     }
     return rows
   }
+  const feed = new Notifier(() => head.get())
   // The levels of the open transaction (0: none), and the version its writes share once one of them took it, with
-  // the level that took it (undoing that level gives the version back, as SQLite undoes the clock's increment).
+  // the level that took it (undoing that level gives the version back, as SQLite undoes its records).
   let depth = 0
   let sharedVersion: number | undefined
   let versionDepth = 0
@@ -287,6 +306,39 @@ const makePrimitives = (db: Database.Database): SyncPrimitives => {
     }
     return sharedVersion
   }
+  // The records one write call appends: the first and last seq, so the call can tell whether the log is due for a
+  // trim once it has written them.
+  let firstSeq = 0
+  let lastSeq = 0
+  const record = (
+    version: number,
+    at: number,
+    kind: Kind,
+    store: string | null,
+    key: string | null,
+    text: string | null
+  ) => {
+    lastSeq = Number(logChange.run(version, at, kind, store, key, text).lastInsertRowid)
+    if (firstSeq === 0) firstSeq = lastSeq
+  }
+  /** Runs a write call's body, then trims the log in the same transaction when its records made it due. */
+  const logged = <A extends ReadonlyArray<unknown>, B>(body: (...args: A) => B) =>
+    db.transaction((...args: A): B => {
+      firstSeq = 0
+      const result = body(...args)
+      if (firstSeq !== 0 && dueForTrim(history, firstSeq, lastSeq)) {
+        const [originSeq] = origin.get() as [number, number]
+        const cut = trimCut(history, originSeq, lastSeq, Date.now(), (seq) => {
+          const row = recordAt.get(seq) as [number, number] | undefined
+          return row?.[1]
+        })
+        if (cut !== undefined) {
+          trimBefore.run(cut)
+          makeOrigin.run(cut)
+        }
+      }
+      return result
+    })
   const beginStatement = prepare("BEGIN IMMEDIATE")
   const commitStatement = prepare("COMMIT")
   const rollbackStatement = prepare("ROLLBACK")
@@ -317,17 +369,34 @@ const makePrimitives = (db: Database.Database): SyncPrimitives => {
       })
   }
 
-  // Every write takes the next version first: a write, so the transaction holds the write lock from its start.
-  const writeRows = db.transaction((store: string, rows: ReadonlyArray<Row>) => {
+  // Every write records its changes in the log, in its own transaction; a write that changes nothing records
+  // nothing and takes no version.
+  const writeRows = logged((store: string, rows: ReadonlyArray<Row>) => {
     const version = takeVersion()
     const now = Date.now()
-    for (const [key, text] of rows) upsert.run(store, key, text, now, now, version)
+    for (const [key, text] of rows) {
+      upsert.run(store, key, text, now, now, version)
+      record(version, now, Kind.Set, store, key, text)
+    }
     return version
   })
-  const deleteKeys = db.transaction((store: string, keys: ReadonlyArray<string>) => {
+  /** Removes keys and records the removal of those that existed; how many did. */
+  const removeKeys = (store: string, keys: ReadonlyArray<string>): number => {
+    let version: number | undefined
     let removed = 0
-    for (const chunk of chunks(keys)) removed += inList("deleteIn", chunk.length).run(store, ...chunk).changes
+    const now = Date.now()
+    for (const chunk of chunks(keys)) {
+      for (const key of inList("deleteIn", chunk.length).all(store, ...chunk) as Array<string>) {
+        version ??= takeVersion()
+        record(version, now, Kind.Remove, store, key, null)
+        removed++
+      }
+    }
     return removed
+  }
+  const deleteKeys = logged(removeKeys)
+  const clearStore = logged((store: string) => {
+    if (clear.run(store).changes > 0) record(takeVersion(), Date.now(), Kind.Clear, store, null, null)
   })
 
   // More keys than one statement takes are read in one (deferred) transaction: one snapshot, so a batch another
@@ -339,32 +408,61 @@ const makePrimitives = (db: Database.Database): SyncPrimitives => {
     }
     return rows
   })
-  const updateKey = db.transaction(
-    (store: string, key: string, f: (text: string | undefined) => string | StorageError) => {
-      const text = f(get.get(store, key) as string | undefined)
-      // Thrown inside the transaction: it rolls back (nothing was written) and the error is the failure.
-      if (typeof text !== "string") throw text
-      const now = Date.now()
-      upsert.run(store, key, text, now, now, takeVersion())
-      return text
-    }
-  )
+  const updateKey = logged((store: string, key: string, f: (text: string | undefined) => string | StorageError) => {
+    const text = f(get.get(store, key) as string | undefined)
+    // Thrown inside the transaction: it rolls back (nothing was written) and the error is the failure.
+    if (typeof text !== "string") throw text
+    const now = Date.now()
+    const version = takeVersion()
+    upsert.run(store, key, text, now, now, version)
+    record(version, now, Kind.Set, store, key, text)
+    return text
+  })
 
-  const commitAtomic = db.transaction((checks: ReadonlyArray<Check>, writes: ReadonlyArray<Write>) => {
+  const commitAtomic = logged((checks: ReadonlyArray<Check>, writes: ReadonlyArray<Write>) => {
     for (const [store, key, expected] of checks) {
       if (((versionOf.get(store, key) as number | undefined) ?? null) !== expected) return undefined
     }
     const version = takeVersion()
     const now = Date.now()
     for (const [store, key, text] of writes) {
-      if (text === undefined) deleteOne.run(store, key)
-      else upsert.run(store, key, text, now, now, version)
+      if (text === undefined) {
+        if (inList("deleteIn", 1).get(store, key) !== undefined) record(version, now, Kind.Remove, store, key, null)
+      } else {
+        upsert.run(store, key, text, now, now, version)
+        record(version, now, Kind.Set, store, key, text)
+      }
     }
+    // A commit that changed nothing still returns its version: a record that only holds it keeps it its own.
+    if (firstSeq === 0) record(version, now, Kind.Origin, null, null, null)
     return version
   })
 
-  // Every primitive is one synchronous call into SQLite, its failure mapped by what was being done.
-  const read = <A>(operation: string, store: string, f: () => A): A => {
+  // Reads of the feed: each one snapshot.
+  const readChanges = db.transaction(
+    (after: number, since: number, store: string | undefined, limit: number): ChangeBatch => {
+      const last = head.get() as number
+      const rows = (
+        store === undefined
+          ? changesOf[0].all(after, last, since, limit)
+          : changesOf[1].all(after, last, since, store, limit)
+      ) as Array<ChangeRow>
+      return { rows, head: last, origin: origin.get() as [number, number] }
+    }
+  )
+  const readSnapshot = db.transaction((store: string, selected: ReadonlyArray<Range>): Snapshot => {
+    const rows: Array<VersionedRow> = []
+    for (const range of selected) {
+      for (const row of rangeStatement("versioned", range).all(...rangeParameters(store, range, "versioned"))) {
+        rows.push(row as VersionedRow)
+      }
+    }
+    return { rows, head: head.get() as number }
+  })
+
+  // Every primitive is one synchronous call into SQLite, its failure mapped by what was being done. A write that
+  // commits (outside a transaction) wakes this connection's watchers.
+  const read = <A>(operation: string, store: string | undefined, f: () => A): A => {
     try {
       return f()
     } catch (cause) {
@@ -372,15 +470,19 @@ const makePrimitives = (db: Database.Database): SyncPrimitives => {
     }
   }
   const write = <A>(operation: string, store: string | undefined, f: () => A): A => {
+    let result: A
     try {
-      return f()
+      result = f()
     } catch (cause) {
       throw isStorageError(cause) ? cause : writeFailure(operation, store, cause)
     }
+    if (depth === 0) feed.notify()
+    return result
   }
 
   return {
     transactions,
+    feed,
     get: (store, key) => read("get", store, () => get.get(store, key) as string | undefined),
     getMany: (store, keys) =>
       read("getMany", store, () =>
@@ -403,15 +505,13 @@ const makePrimitives = (db: Database.Database): SyncPrimitives => {
     setMany: (store, rows) =>
       write(rows.length === 1 ? "set" : "setMany", store, () => writeRows.immediate(store, rows)),
     deleteMany: (store, keys) =>
-      write(keys.length === 1 ? "remove" : "deleteMany", store, () =>
-        keys.length === 1 ? inList("deleteIn", 1).run(store, keys[0]).changes : deleteKeys.immediate(store, keys)
-      ),
-    clear: (store) =>
-      write("clear", store, () => {
-        clear.run(store)
-      }),
+      write(keys.length === 1 ? "remove" : "deleteMany", store, () => deleteKeys.immediate(store, keys)),
+    clear: (store) => write("clear", store, () => clearStore.immediate(store)),
     update: (store, key, f) => write("update", store, () => updateKey.immediate(store, key, f)),
-    commit: (checks, writes) => write("commit", undefined, () => commitAtomic.immediate(checks, writes))
+    commit: (checks, writes) => write("commit", undefined, () => commitAtomic.immediate(checks, writes)),
+    head: () => read("watch", undefined, () => head.get() as number),
+    changes: (after, since, store, limit) => read("watch", store, () => readChanges(after, since, store, limit)),
+    snapshot: (store, selected) => read("watch", store, () => readSnapshot(store, selected))
   }
 }
 
@@ -434,6 +534,10 @@ export const makeSqlitePrimitives = (
         })
       )
     }
+    const history = yield* Effect.try({
+      try: () => historyOf(options.history),
+      catch: (cause) => new DatabaseError({ reason: (cause as Error).message, filename })
+    })
     const db = yield* Effect.acquireRelease(
       Effect.try({
         try: () => openDatabase(options),
@@ -444,7 +548,7 @@ export const makeSqlitePrimitives = (
     )
     yield* migrate(migrationDriver(db, filename), filename)
     return yield* Effect.try({
-      try: () => makePrimitives(db),
+      try: () => makePrimitives(db, history),
       catch: (cause) => openFailure("Could not prepare the database", filename, cause)
     })
   })

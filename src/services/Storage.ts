@@ -13,6 +13,7 @@ import * as Stream from "effect/Stream"
 import type { DatabaseError, ReadFailedError, StorageError, WriteFailedError } from "../errors/StorageError.js"
 import {
   GenericError,
+  HistoryTrimmedError,
   InvalidKeyError,
   isStorageError,
   NotFoundError,
@@ -20,6 +21,7 @@ import {
 } from "../errors/StorageError.js"
 import {
   type Backend,
+  type ChangeRow,
   type Check,
   type EffectPrimitives,
   type Primitives,
@@ -27,9 +29,11 @@ import {
   type Write,
   weigh
 } from "../internal/backend.js"
+import { checkWatch, matches, type Notifier, type WatchRequest, type WatchSelection } from "../internal/feed.js"
 import { InvalidStoredJson, parse, serialize } from "../internal/json.js"
 import { compareCodePoints } from "../internal/order.js"
 import { quote } from "../internal/quote.js"
+import { Kind } from "../internal/schema.js"
 import { after, encodeCursor, type Range, type Selection, select, selectPage } from "../internal/selector.js"
 import { checkKey, checkKeyList, eachEntry, resolveStore } from "../internal/validate.js"
 import { formatVersion, parseVersion } from "../internal/version.js"
@@ -109,6 +113,58 @@ export interface StoredEntry<A = Json> extends Entry<A> {
   readonly updatedAt: number
   readonly version: string
 }
+
+/**
+ * Which changes a watch selects: those of one store (`"default"` when absent), of one `key`, of a list of `keys`, or
+ * of the keys starting with `prefix` (at most one of the three; none: every key of the store). A `clear` of the
+ * store is selected by every selector of that store.
+ *
+ * @since 0.3.0
+ */
+export interface WatchSelector extends StoreOptions {
+  readonly key?: string | undefined
+  readonly keys?: Iterable<string> | undefined
+  readonly prefix?: string | undefined
+}
+
+/**
+ * Where a watch starts: with the current entries (`initial: true`), after a version (`since`: every change made
+ * after it, replayed in commit order), or (neither) with the changes committed from now on.
+ *
+ * @since 0.3.0
+ */
+export interface WatchOptions {
+  readonly initial?: boolean | undefined
+  readonly since?: string | undefined
+}
+
+/**
+ * A change, as a watch gives it: a key set (with its new value), a key removed, or a store cleared (one change for
+ * all the keys it removed). `version` is the version of the write that made it: every change of one write call, atomic
+ * commit or transaction has the same one, and later writes have greater ones. With `initial: true`, a watch first
+ * gives the current entries as `set` changes marked `initial` (each with its entry's version, in key order).
+ *
+ * @since 0.3.0
+ */
+export type Change<A = Json> =
+  | {
+      readonly type: "set"
+      readonly store: string
+      readonly key: string
+      readonly value: A
+      readonly version: string
+      readonly initial?: boolean
+    }
+  | { readonly type: "remove"; readonly store: string; readonly key: string; readonly version: string }
+  | { readonly type: "clear"; readonly store: string; readonly version: string }
+
+/**
+ * How a watch can fail: as a read of values, or with `HistoryTrimmed` (9001) when it resumes from a version whose
+ * later changes are no longer all kept.
+ *
+ * @since 0.3.0
+ */
+export type WatchError = ReadValueError | HistoryTrimmedError
 
 /**
  * The entries of `setMany`: a plain record, or an iterable (an array, a `Map`) of `[key, value]` pairs.
@@ -277,6 +333,17 @@ export interface StorageService {
   readonly transaction: <A, E, R>(
     f: (tx: StorageService) => Effect.Effect<A, E, R>
   ) => Effect.Effect<A, E | WriteError, R>
+  /**
+   * The changes of the selected keys as a stream: with `{ initial: true }` the current entries first, then every
+   * change committed after them; with `{ since: version }` every change after that version first (in commit order),
+   * then the live ones; without options the changes committed from now on. No change is missed, repeated or
+   * reordered between those parts. Changes made by other connections and processes arrive too (their head is polled
+   * every 10 ms while something watches; this connection's own writes wake watchers at once). A `since` older than
+   * the kept history fails with `HistoryTrimmed` (9001), never skipping changes; list the entries again
+   * (`initial: true`) instead. A transaction's `tx.watch` fails with `GenericError` (9000): its changes only exist once
+   * it commits.
+   */
+  readonly watch: (selector?: WatchSelector, options?: WatchOptions) => Stream.Stream<Change, WatchError>
 }
 
 /**
@@ -547,7 +614,43 @@ export const makeAtomic = <Commit>(
   commit: () => commit(operations)
 })
 
-/** The programs behind `atomic().commit()` and the chunks of `list`, which are no operations of their own. */
+/**
+ * Where a watch stands: what it selects, the seq of the last change record it has read, and the version its changes
+ * must be newer than (the one it resumed after).
+ *
+ * @internal
+ */
+export interface WatchState {
+  readonly selection: WatchSelection
+  readonly cursor: number
+  readonly since: number
+}
+
+/**
+ * One read of a watch: the selected changes it found, where the watch stands after it, and whether more records are
+ * already waiting (else the watch waits for the log to move).
+ *
+ * @internal
+ */
+export interface WatchStep {
+  readonly changes: ReadonlyArray<Change>
+  readonly state: WatchState
+  readonly more: boolean
+}
+
+/** Change records one read of a watch takes at most. */
+const WATCH_CHUNK = 256
+
+const changeOf = (row: ChangeRow): Change | undefined => {
+  const [, version, kind, store, key, text] = row
+  const at = formatVersion(version)
+  if (kind === Kind.Set) return { type: "set", store, key: key!, value: decode(store, key!, text!), version: at }
+  if (kind === Kind.Remove) return { type: "remove", store, key: key!, version: at }
+  if (kind === Kind.Clear) return { type: "clear", store, version: at }
+  return undefined
+}
+
+/** The programs behind `atomic().commit()`, the chunks of `list` and the reads of `watch`: no operations of their own. */
 const internalPrograms = {
   *commitAtomic(operations: ReadonlyArray<AtomicOperation>): Program<CommitResult> {
     const checks: Array<Check> = []
@@ -562,6 +665,50 @@ const internalPrograms = {
     }
     const version = yield* call("commit", checks, writes)
     return version === undefined ? { ok: false } : { ok: true, version: formatVersion(version) }
+  },
+  /** Starts a watch: the current entries when it asked for them, and where it stands. */
+  *watchStart(request: WatchRequest): Program<readonly [ReadonlyArray<Change>, WatchState]> {
+    const { selection } = request
+    if (request.initial) {
+      const { rows, head } = yield* call("snapshot", selection.store, selection.ranges)
+      const changes = rows.map(
+        ([key, text, version]): Change => ({
+          type: "set",
+          store: selection.store,
+          key,
+          value: decode(selection.store, key, text),
+          version: formatVersion(version),
+          initial: true
+        })
+      )
+      return [changes, { selection, cursor: head, since: head }]
+    }
+    const head = yield* call("head")
+    if (request.since === undefined) return [[], { selection, cursor: head, since: head }]
+    if (request.since > head) {
+      throw new InvalidKeyError({
+        reason: `The version ${formatVersion(request.since)} to watch since is newer than every write of this database (the last is ${formatVersion(head)}): it was not made by this database`
+      })
+    }
+    return [[], { selection, cursor: request.since, since: request.since }]
+  },
+  /** One read of a watch: the next change records after its cursor, at most a bounded number. */
+  *watchChunk(state: WatchState): Program<WatchStep> {
+    const { selection, cursor, since } = state
+    const batch = yield* call("changes", cursor, since, selection.store, WATCH_CHUNK)
+    const [originSeq, originVersion] = batch.origin
+    // Records after the cursor were trimmed, and some of them were of writes the watch has not seen.
+    if (cursor < originSeq && originVersion > since) {
+      throw new HistoryTrimmedError({ since: formatVersion(since), oldest: formatVersion(originVersion) })
+    }
+    const changes: Array<Change> = []
+    for (const row of batch.rows) {
+      if (!matches(selection, row[3], row[4] ?? undefined)) continue
+      const change = changeOf(row)
+      if (change !== undefined) changes.push(change)
+    }
+    const more = batch.rows.length === WATCH_CHUNK
+    return { changes, state: { selection, cursor: more ? batch.rows.at(-1)![0] : batch.head, since }, more }
   },
   /**
    * One chunk of a list: one bounded query, with the state of the next chunk (`undefined` at the end). The rows come
@@ -700,12 +847,14 @@ export const make = (backend: Backend): StorageService => {
     const transaction = <A, E, R>(f: (tx: StorageService) => Effect.Effect<A, E, R>) =>
       Effect.suspend(() => {
         const scope = { open: true }
-        const tx = buildService(guarded(scope, runNow), (g) =>
-          Effect.suspend(() => (scope.open ? backend.withTransaction(g(tx)) : Effect.fail(transactionEnded())))
+        const tx = buildService(
+          guarded(scope, runNow),
+          (g) => Effect.suspend(() => (scope.open ? backend.withTransaction(g(tx)) : Effect.fail(transactionEnded()))),
+          undefined
         )
         return backend.withTransaction(f(tx)).pipe(Effect.ensuring(Effect.sync(() => (scope.open = false))))
       })
-    return buildService(runNow, transaction)
+    return buildService(runNow, transaction, backend.feed)
   }
   // A synchronous backend has one connection: while a transaction holds it, operations of other fibers wait for it
   // (on the lock the transaction holds); those of the transaction's own fiber, and of fibers it forks, join it.
@@ -743,7 +892,7 @@ export const make = (backend: Backend): StorageService => {
   const nested = <A, E, R>(scope: { open: boolean }, f: (tx: StorageService) => Effect.Effect<A, E, R>) =>
     Effect.suspend(() => (scope.open ? level(f(txOf(scope)), () => undefined) : Effect.fail(transactionEnded())))
   const txOf = (scope: { open: boolean }): StorageService =>
-    buildService(guarded(scope, runNow), (f) => nested(scope, f))
+    buildService(guarded(scope, runNow), (f) => nested(scope, f), undefined)
   const transaction = <A, E, R>(f: (tx: StorageService) => Effect.Effect<A, E, R>) =>
     Effect.flatMap(FiberRef.get(inside), (current) => {
       if (current !== undefined && current === held) return nested(current, f)
@@ -758,7 +907,7 @@ export const make = (backend: Backend): StorageService => {
         })
       )
     })
-  return buildService(run, transaction)
+  return buildService(run, transaction, backend.primitives.feed)
 }
 
 type Runner = <A>(start: () => Program<A>) => Effect.Effect<A, StorageError>
@@ -779,10 +928,32 @@ const guarded =
   (start) =>
     Effect.suspend(() => (scope.open ? run(start) : Effect.fail(transactionEnded())))
 
-/** The service over a way to run programs, and a way to run transactions. */
+/** Waits until the notifier's generation is past `generation`. */
+const moved = (feed: Notifier, generation: number): Effect.Effect<void> =>
+  Effect.async((resume) => {
+    const cancel = feed.wait(generation, () => resume(Effect.void))
+    return Effect.sync(cancel)
+  })
+
+/**
+ * What a transaction's `watch` fails with, in both APIs: a transaction's changes only exist once it commits, so
+ * watching from inside it could only wait for itself.
+ *
+ * @internal
+ */
+export const watchInTransaction = (): GenericError =>
+  new GenericError({
+    reason: "watch cannot be used inside a transaction: its changes are committed when it ends; watch outside it"
+  })
+
+/**
+ * The service over a way to run programs, a way to run transactions, and the notifier of its watchers (none for a
+ * transaction's service).
+ */
 const buildService = (
   run: Runner,
-  transaction: <A, E, R>(f: (tx: StorageService) => Effect.Effect<A, E, R>) => Effect.Effect<A, unknown, R>
+  transaction: <A, E, R>(f: (tx: StorageService) => Effect.Effect<A, E, R>) => Effect.Effect<A, unknown, R>,
+  feed: Notifier | undefined
 ): StorageService => {
   const service = {} as Record<keyof typeof programs, unknown>
   for (const name of Object.keys(programs) as Array<keyof typeof programs>) {
@@ -815,5 +986,33 @@ const buildService = (
       )
     })
   const atomic = () => makeAtomic((operations) => run(() => internalPrograms.commitAtomic(operations)))
-  return { ...service, list, atomic, transaction } as unknown as StorageService
+  const watch = (selector?: WatchSelector, options?: WatchOptions): Stream.Stream<Change, StorageError> =>
+    Stream.unwrapScoped(
+      Effect.gen(function* () {
+        if (feed === undefined) return yield* Effect.fail(watchInTransaction())
+        const request = yield* Effect.try({
+          try: () => checkWatch(selector, options),
+          catch: (thrown) => asStorageError(thrown)
+        })
+        // Registered before the first read: a write by another process from then on is polled for.
+        yield* Effect.acquireRelease(
+          Effect.sync(() => feed.watch()),
+          (unregister) => Effect.sync(unregister)
+        )
+        const [initial, start] = yield* run(() => internalPrograms.watchStart(request))
+        const step = (state: WatchState) =>
+          Effect.gen(function* () {
+            let current = state
+            while (true) {
+              const generation = feed.generation
+              const { changes, state: next, more } = yield* run(() => internalPrograms.watchChunk(current))
+              current = next
+              if (changes.length > 0) return [Chunk.unsafeFromArray(changes), Option.some(current)] as const
+              if (!more) yield* moved(feed, generation)
+            }
+          })
+        return Stream.concat(Stream.fromIterable(initial), Stream.paginateChunkEffect(start, step))
+      })
+    )
+  return { ...service, list, atomic, transaction, watch } as unknown as StorageService
 }
