@@ -820,13 +820,18 @@ export function list<T = Json>(selector?: Selector): AsyncIterableIterator<Entry
 }
 /** The changes of the selected keys as an async iterable; see `StorageApi.watch`. @since 0.3.0 */
 export function watch<T = Json>(selector?: WatchSelector, options?: WatchOptions): AsyncIterableIterator<Change<T>> {
-  if (defaultClient === undefined) {
-    // The default instance opens at the first step of the loop, as any other call would open it.
-    return (async function* () {
-      yield* await withDefault((client) => Promise.resolve(client.watch<T>(selector, options)))
-    })()
-  }
-  return defaultClient.watch<T>(selector, options)
+  // The watch starts now, as any other call would (opening the default instance).
+  let changes: AsyncIterableIterator<Change<T>> | undefined
+  const opened = withDefault((client) => {
+    changes = client.watch<T>(selector, options)
+    return Promise.resolve()
+  })
+  if (changes !== undefined) return changes
+  // The default instance could not be opened: the first step rejects with why.
+  opened.catch(() => undefined)
+  return (async function* () {
+    await opened
+  })()
 }
 /** Calls `listener` with each change of the selected keys until the returned function is called. @since 0.3.0 */
 export function onChange<T = Json>(

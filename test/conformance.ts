@@ -1,6 +1,7 @@
 /**
  * The conformance suite: the behaviour every backend must have, run against each of them. Tests share one
- * layer per backend and isolate themselves with a store of their own.
+ * layer per backend and isolate themselves with a store of their own; those about the change feed's history get a
+ * fresh layer with the history they need from `withHistory`.
  */
 import { expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
@@ -19,6 +20,7 @@ import {
 import { atomicCases } from "./conformance-atomic.js"
 import { rangeCases } from "./conformance-ranges.js"
 import { transactionCases } from "./conformance-transaction.js"
+import { type WithHistory, watchCases } from "./conformance-watch.js"
 
 let storeCounter = 0
 /** A store name no other test uses. */
@@ -109,11 +111,12 @@ export const invalidNames: ReadonlyArray<readonly [string, unknown, string]> = [
   ["a lone low surrogate", "\uDC00", "surrogate"]
 ]
 
-export const conformance = (name: string, layer: Layer.Layer<Storage, unknown>): void =>
+export const conformance = (name: string, layer: Layer.Layer<Storage, unknown>, withHistory: WithHistory): void =>
   it.layer(layer, { timeout: "60 seconds" })(name, (it) => {
     rangeCases("ranges", it, freshStore)
     atomicCases("atomic", it, freshStore)
     transactionCases("transaction", it, freshStore)
+    watchCases("watch", it, freshStore, withHistory)
 
     it.effect("get returns None for an absent key and the value for a present one", () =>
       Effect.gen(function* () {

@@ -1,14 +1,25 @@
 import * as path from "node:path"
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import * as Layer from "effect/Layer"
-import { layerMemory, layerSql, layerSqlite } from "../src/index.js"
+import { layerMemory, layerMemoryWith, layerSql, layerSqlite } from "../src/index.js"
 import { conformance } from "./conformance.js"
 import { tempDir } from "./support.js"
 
-conformance("layerMemory", layerMemory)
-conformance("layerSqlite in memory", layerSqlite({ filename: ":memory:" }))
-conformance("layerSqlite on a file", layerSqlite({ filename: path.join(tempDir(), "nested", "dir", "storage.db") }))
+const dir = tempDir()
+let files = 0
+const freshFile = (): string => path.join(dir, `history-${++files}`, "storage.db")
+
+conformance("layerMemory", layerMemory, (history) => layerMemoryWith({ history }))
+conformance("layerSqlite in memory", layerSqlite({ filename: ":memory:" }), (history) =>
+  layerSqlite({ filename: ":memory:", history })
+)
+conformance(
+  "layerSqlite on a file",
+  layerSqlite({ filename: path.join(dir, "nested", "dir", "storage.db") }),
+  (history) => layerSqlite({ filename: freshFile(), history })
+)
 conformance(
   "layerSql on @effect/sql-sqlite-node",
-  layerSql().pipe(Layer.provide(SqliteClient.layer({ filename: ":memory:" })))
+  layerSql().pipe(Layer.provide(SqliteClient.layer({ filename: ":memory:" }))),
+  (history) => layerSql({ history }).pipe(Layer.provide(SqliteClient.layer({ filename: ":memory:" })))
 )

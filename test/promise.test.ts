@@ -85,16 +85,17 @@ const adapt = (client: storage.StorageApi): StorageService => {
   } as StorageService
 }
 
-conformance(
-  "the Promise API (open)",
+/** A Storage layer over a Promise API client of a fresh database. */
+const clientLayer = (options: Omit<storage.OpenOptions, "filename"> = {}) =>
   Layer.scoped(
     Storage,
     Effect.acquireRelease(
-      Effect.sync(() => storage.open({ filename: freshFile() })),
+      Effect.sync(() => storage.open({ ...options, filename: freshFile() })),
       (client) => Effect.promise(() => client.close())
     ).pipe(Effect.map(adapt))
   )
-)
+
+conformance("the Promise API (open)", clientLayer(), (history) => clientLayer({ history }))
 
 describe("open()", () => {
   it("rejects with the tagged error itself, never a FiberFailure, and never throws before the promise", async () => {

@@ -29,14 +29,15 @@ export interface OnChangeOptions extends WatchOptions {
 
 /**
  * The async iterable of `watch`: its selector and options are checked when it is called (a refusal rejects the first
- * step), it starts at the first step, and then reads the change log as the loop asks for changes, waiting for the
- * log to move when it has given every change so far. `return()` (what `break` calls) ends it at once, a step that
- * waits included.
+ * step), and it starts then, in order with the client's other calls (a watch of the changes "from now on" made
+ * before a `set` sees that set). It reads the change log as the loop asks for changes, waiting for the log to move
+ * when it has given every change so far; other connections' writes are polled for from the first step on.
+ * `return()` (what `break` calls) ends it at once, a step that waits included.
  */
 export class WatchIterator<T> implements AsyncIterableIterator<Change<T>> {
   private buffer: ReadonlyArray<Change> = []
   private index = 0
-  private request: WatchRequest | undefined
+  private started: Promise<readonly [ReadonlyArray<Change>, WatchState, Notifier]> | undefined
   private refused: unknown
   private state: WatchState | undefined
   private feed: Notifier | undefined
@@ -51,11 +52,21 @@ export class WatchIterator<T> implements AsyncIterableIterator<Change<T>> {
     options: WatchOptions | undefined,
     private readonly onEnd: (iterator: WatchIterator<T>) => void
   ) {
+    let request: WatchRequest
     try {
-      this.request = checkWatch(selector, options)
+      request = checkWatch(selector, options)
     } catch (refused) {
       this.refused = refused
+      return
     }
+    this.started = this.run(() => {
+      const started = begin("watchStart", request)
+      return {
+        resume: (primitives) => [...started.resume(primitives), (primitives as SyncPrimitives).feed] as const
+      }
+    })
+    // A failure to start is the first step's; one that no step asks for is not unhandled.
+    this.started.catch(() => undefined)
   }
 
   next(): Promise<IteratorResult<Change<T>, undefined>> {
@@ -92,16 +103,8 @@ export class WatchIterator<T> implements AsyncIterableIterator<Change<T>> {
 
   /** Reads until there are changes to give, or the iterator is ended. */
   private async fill(): Promise<void> {
-    const request = this.request!
     if (this.state === undefined || this.feed === undefined) {
-      const [initial, state, feed] = await this.run(
-        (): Begun<readonly [ReadonlyArray<Change>, WatchState, Notifier]> => {
-          const started = begin("watchStart", request)
-          return {
-            resume: (primitives) => [...started.resume(primitives), (primitives as SyncPrimitives).feed] as const
-          }
-        }
-      )
+      const [initial, state, feed] = await this.started!
       if (this.closed) return
       this.state = state
       this.feed = feed

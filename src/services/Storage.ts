@@ -141,8 +141,12 @@ export interface WatchOptions {
 /**
  * A change, as a watch gives it: a key set (with its new value), a key removed, or a store cleared (one change for
  * all the keys it removed). `version` is the version of the write that made it: every change of one write call, atomic
- * commit or transaction has the same one, and later writes have greater ones. With `initial: true`, a watch first
- * gives the current entries as `set` changes marked `initial` (each with its entry's version, in key order).
+ * commit or transaction has the same one, and later writes have greater ones. `last` marks the last change of its
+ * write that the watch selects: a consumer that saves `version` when `last` is true and resumes with
+ * `{ since: version }` never misses or repeats a change, even if it stopped in the middle of a write's changes.
+ * With `initial: true`, a watch first gives the current entries, in key order, as `set` changes marked `initial`,
+ * all with the version of the snapshot they were read from (the last of them marked `last`, so it is the version to
+ * resume from); `getEntry` gives an entry's own version.
  *
  * @since 0.3.0
  */
@@ -153,10 +157,17 @@ export type Change<A = Json> =
       readonly key: string
       readonly value: A
       readonly version: string
+      readonly last: boolean
       readonly initial?: boolean
     }
-  | { readonly type: "remove"; readonly store: string; readonly key: string; readonly version: string }
-  | { readonly type: "clear"; readonly store: string; readonly version: string }
+  | {
+      readonly type: "remove"
+      readonly store: string
+      readonly key: string
+      readonly version: string
+      readonly last: boolean
+    }
+  | { readonly type: "clear"; readonly store: string; readonly version: string; readonly last: boolean }
 
 /**
  * How a watch can fail: as a read of values, or with `HistoryTrimmed` (9001) when it resumes from a version whose
@@ -615,8 +626,9 @@ export const makeAtomic = <Commit>(
 })
 
 /**
- * Where a watch stands: what it selects, the seq of the last change record it has read, and the version its changes
- * must be newer than (the one it resumed after).
+ * Where a watch stands: what it selects, the seq of the last change record it has read, the version its changes
+ * must be newer than (the one it resumed after), and the last selected record read, held back until it is known
+ * whether it is the last selected change of its write.
  *
  * @internal
  */
@@ -624,6 +636,7 @@ export interface WatchState {
   readonly selection: WatchSelection
   readonly cursor: number
   readonly since: number
+  readonly held: ChangeRow | undefined
 }
 
 /**
@@ -641,13 +654,12 @@ export interface WatchStep {
 /** Change records one read of a watch takes at most. */
 const WATCH_CHUNK = 256
 
-const changeOf = (row: ChangeRow): Change | undefined => {
+const changeOf = (row: ChangeRow, last: boolean): Change => {
   const [, version, kind, store, key, text] = row
   const at = formatVersion(version)
-  if (kind === Kind.Set) return { type: "set", store, key: key!, value: decode(store, key!, text!), version: at }
-  if (kind === Kind.Remove) return { type: "remove", store, key: key!, version: at }
-  if (kind === Kind.Clear) return { type: "clear", store, version: at }
-  return undefined
+  if (kind === Kind.Set) return { type: "set", store, key: key!, value: decode(store, key!, text!), version: at, last }
+  if (kind === Kind.Remove) return { type: "remove", store, key: key!, version: at, last }
+  return { type: "clear", store, version: at, last }
 }
 
 /** The programs behind `atomic().commit()`, the chunks of `list` and the reads of `watch`: no operations of their own. */
@@ -666,33 +678,42 @@ const internalPrograms = {
     const version = yield* call("commit", checks, writes)
     return version === undefined ? { ok: false } : { ok: true, version: formatVersion(version) }
   },
-  /** Starts a watch: the current entries when it asked for them, and where it stands. */
+  /**
+   * Starts a watch: the current entries when it asked for them (as of one snapshot, whose version they carry), and
+   * where it stands.
+   */
   *watchStart(request: WatchRequest): Program<readonly [ReadonlyArray<Change>, WatchState]> {
     const { selection } = request
     if (request.initial) {
       const { rows, head } = yield* call("snapshot", selection.store, selection.ranges)
+      const version = formatVersion(head)
       const changes = rows.map(
-        ([key, text, version]): Change => ({
+        ([key, text], index): Change => ({
           type: "set",
           store: selection.store,
           key,
           value: decode(selection.store, key, text),
-          version: formatVersion(version),
+          version,
+          last: index === rows.length - 1,
           initial: true
         })
       )
-      return [changes, { selection, cursor: head, since: head }]
+      return [changes, { selection, cursor: head, since: head, held: undefined }]
     }
     const head = yield* call("head")
-    if (request.since === undefined) return [[], { selection, cursor: head, since: head }]
+    if (request.since === undefined) return [[], { selection, cursor: head, since: head, held: undefined }]
     if (request.since > head) {
       throw new InvalidKeyError({
         reason: `The version ${formatVersion(request.since)} to watch since is newer than every write of this database (the last is ${formatVersion(head)}): it was not made by this database`
       })
     }
-    return [[], { selection, cursor: request.since, since: request.since }]
+    return [[], { selection, cursor: request.since, since: request.since, held: undefined }]
   },
-  /** One read of a watch: the next change records after its cursor, at most a bounded number. */
+  /**
+   * One read of a watch: the next change records after its cursor, at most a bounded number. The last selected
+   * change of each write is marked `last`: a selected change is held back until a record of another write shows
+   * that its write ended (or the read reached the head of the log, where every write is whole).
+   */
   *watchChunk(state: WatchState): Program<WatchStep> {
     const { selection, cursor, since } = state
     const batch = yield* call("changes", cursor, since, selection.store, WATCH_CHUNK)
@@ -702,13 +723,22 @@ const internalPrograms = {
       throw new HistoryTrimmedError({ since: formatVersion(since), oldest: formatVersion(originVersion) })
     }
     const changes: Array<Change> = []
+    let held = state.held
     for (const row of batch.rows) {
+      if (held !== undefined && row[1] !== held[1]) {
+        changes.push(changeOf(held, true))
+        held = undefined
+      }
       if (!matches(selection, row[3], row[4] ?? undefined)) continue
-      const change = changeOf(row)
-      if (change !== undefined) changes.push(change)
+      if (held !== undefined) changes.push(changeOf(held, false))
+      held = row
     }
     const more = batch.rows.length === WATCH_CHUNK
-    return { changes, state: { selection, cursor: more ? batch.rows.at(-1)![0] : batch.head, since }, more }
+    if (!more && held !== undefined) {
+      changes.push(changeOf(held, true))
+      held = undefined
+    }
+    return { changes, state: { selection, cursor: more ? batch.rows.at(-1)![0] : batch.head, since, held }, more }
   },
   /**
    * One chunk of a list: one bounded query, with the state of the next chunk (`undefined` at the end). The rows come
