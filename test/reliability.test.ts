@@ -298,6 +298,120 @@ describe("several processes", () => {
   })
 })
 
+describe("the change feed across processes", () => {
+  interface Printed {
+    readonly type: string
+    readonly key?: string
+    readonly value?: unknown
+    readonly version: string
+  }
+  /** A process that prints lines; `lines` holds every whole line it printed. */
+  const run = (args: ReadonlyArray<string>) => {
+    const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] })
+    const lines: Array<string> = []
+    let buffer = ""
+    let stderr = ""
+    child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
+      buffer += chunk
+      const parts = buffer.split("\n")
+      buffer = parts.pop()!
+      lines.push(...parts)
+    })
+    child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
+      stderr += chunk
+    })
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
+    return { child, lines, exited, stderr: () => stderr }
+  }
+
+  it("four writers (one killed and restarted) and a watcher killed and resumed: the watcher sees the log exactly, and replaying it gives the data", async () => {
+    const filename = freshFile()
+    const setup = open({ filename })
+    await setup.set("created", true, { store: "other" })
+    await setup.close()
+    const received: Array<Printed> = []
+    const watch = (since: string) => run([fixture("feed-watcher.mjs"), filename, since])
+    let watcher = watch("0000000000000000")
+    const writer = (id: string, ms: number) => run([fixture("feed-writer.mjs"), filename, id, String(ms)])
+    const writers = ["a", "b", "c", "d"].map((id) => writer(id, 4000))
+    await sleep(1500)
+    // The watcher is killed mid-way and resumed from the last version it printed.
+    await kill(watcher.child)
+    received.push(...watcher.lines.map((line) => JSON.parse(line) as Printed))
+    expect(received.length).toBeGreaterThan(0)
+    watcher = watch(received.at(-1)!.version)
+    // A writer is killed at a random moment and another takes its place.
+    await sleep(Math.random() * 500)
+    await kill(writers[0]!.child)
+    const replacement = writer("e", 1500)
+    for (const { exited, stderr } of [...writers.slice(1), replacement]) expect(await exited, stderr()).toBe(0)
+
+    const db = new Database(filename, { readonly: true })
+    const log = db
+      .prepare(
+        "SELECT version, kind, key, value FROM runtime_storage_changes WHERE store = 'f1' AND kind > 0 ORDER BY seq"
+      )
+      .all() as Array<{ version: number; kind: number; key: string | null; value: string | null }>
+    const stored = db.prepare("SELECT key, value FROM runtime_storage WHERE store = 'f1'").all() as Array<{
+      key: string
+      value: string
+    }>
+    db.close()
+    const last = log.at(-1)!.version.toString(16).padStart(16, "0")
+    for (
+      let waited = 0;
+      (watcher.lines.length === 0 || JSON.parse(watcher.lines.at(-1)!).version !== last) && waited < 20_000;
+      waited += 20
+    ) {
+      await sleep(20)
+    }
+    await kill(watcher.child)
+    received.push(...watcher.lines.map((line) => JSON.parse(line) as Printed))
+
+    // Nothing lost, nothing repeated, nothing reordered: what the watcher printed is the log of "f1", record by record.
+    const types = ["", "set", "remove", "clear"]
+    expect(received.map((change) => [change.version, change.type, change.key ?? null, change.value ?? null])).toEqual(
+      log.map((row) => [
+        row.version.toString(16).padStart(16, "0"),
+        types[row.kind],
+        row.key,
+        row.value === null ? null : JSON.parse(row.value)
+      ])
+    )
+    expect(received.length).toBeGreaterThan(200)
+    // Versions strictly increase from one write to the next; each write's changes come together, and whole: its
+    // set records are all of one write, as many as it made.
+    const groups = new Map<string, Array<Printed>>()
+    let previous = ""
+    for (const change of received) {
+      if (change.version !== previous) {
+        expect(change.version > previous).toBe(true)
+        expect(groups.has(change.version)).toBe(false)
+        groups.set(change.version, [])
+        previous = change.version
+      }
+      groups.get(change.version)!.push(change)
+    }
+    for (const changes of groups.values()) {
+      const sets = changes.filter((change) => change.type === "set" && typeof change.value === "object")
+      const ops = new Set(sets.map((change) => (change.value as { op: string }).op))
+      expect(ops.size).toBeLessThanOrEqual(1)
+      for (const change of sets) expect(sets).toHaveLength((change.value as { n: number }).n)
+    }
+    // Replayed on an empty map, the changes give exactly what is stored.
+    const replayed = new Map<string, unknown>()
+    for (const change of received) {
+      if (change.type === "set") replayed.set(change.key!, change.value)
+      else if (change.type === "remove") replayed.delete(change.key!)
+      else replayed.clear()
+    }
+    expect(Object.fromEntries([...replayed].sort())).toEqual(
+      Object.fromEntries(stored.map((row) => [row.key, JSON.parse(row.value)] as const).sort())
+    )
+    expect(integrity(filename)).toBe("ok")
+  })
+})
+
 describe("one process, many concurrent calls", () => {
   it("batches never interleave and no reader sees half a batch", async () => {
     const client = open({ filename: freshFile() })
