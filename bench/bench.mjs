@@ -6,7 +6,7 @@
  * own database file in a temp directory, so that machine drift hits them alike. Every result is verified after
  * its timing, so a broken side cannot look fast. Memory and cold start are measured in fresh child processes.
  */
-import { spawnSync } from "node:child_process"
+import { spawn, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -566,6 +566,61 @@ const runLargeNeighbours = async () => {
   for (const adapter of Object.values(adapters)) await adapter.close()
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// Watch latency: from a write's commit in one process to its change arriving in another
+
+const WATCH_CHANGES = 200
+
+/**
+ * A watcher process per library side; this process writes WATCH_CHANGES sets through the Promise API, each stamped
+ * with the time just before it commits, a few milliseconds apart (as an app's writes come), and the watcher notes
+ * when each arrives. Raw better-sqlite3 has no change feed: the goals are absolute (median ≤ 25 ms, p99 ≤ 100 ms).
+ */
+const runWatchLatency = async () => {
+  const { open } = await import("../dist/promise.js")
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+  for (let rep = 0; rep < options.memoryReps; rep++) {
+    for (const side of rotated(["promise", "effect"], rep)) {
+      const filename = path.join(tmp, `watch-${side}-${rep}.db`)
+      const writer = open({ filename, durability: "relaxed" })
+      await writer.set("created", true)
+      const since = (await writer.getEntry("created")).version
+      const child = spawn(
+        process.execPath,
+        [path.join(here, "watch-child.mjs"), side, filename, String(WATCH_CHANGES), since],
+        { stdio: ["ignore", "pipe", "pipe"] }
+      )
+      let stdout = ""
+      let stderr = ""
+      child.stdout.setEncoding("utf8").on("data", (chunk) => {
+        stdout += chunk
+      })
+      child.stderr.setEncoding("utf8").on("data", (chunk) => {
+        stderr += chunk
+      })
+      const exited = new Promise((resolve) => child.on("exit", resolve))
+      await writer.set("k", { warm: true }, { store: "latency" })
+      while (!stdout.includes("ready\n")) {
+        check(child.exitCode === null, `${side} watch child exited: ${stderr}`)
+        await sleep(10)
+      }
+      for (let i = 0; i < WATCH_CHANGES; i++) {
+        await writer.set("k", { i, at: performance.timeOrigin + performance.now() }, { store: "latency" })
+        await sleep(2 + Math.random() * 8)
+      }
+      const code = await exited
+      await writer.close()
+      check(code === 0, `${side} watch child failed: ${stderr}`)
+      const { latencies } = JSON.parse(stdout.slice(stdout.indexOf("ready\n") + 6))
+      check(latencies.length === WATCH_CHANGES, `${side} watch child saw ${latencies.length} changes`)
+      const sorted = [...latencies].sort((a, b) => a - b)
+      record("watchMedian", side, sorted[Math.floor(sorted.length / 2)])
+      record("watchP99", side, sorted[Math.ceil(sorted.length * 0.99) - 1])
+    }
+    log(`  rep ${rep + 1}/${options.memoryReps}`)
+  }
+}
+
 const versionOf = (name) => {
   try {
     return JSON.parse(fs.readFileSync(path.join(root, "node_modules", name, "package.json"), "utf8")).version
@@ -597,6 +652,8 @@ const main = async () => {
   const streamMemory = runStreamMemory()
   log(`small keys next to 3 values of ${options.largeValueMb} MB (${options.reps} repetitions + 1 warm-up):`)
   await runLargeNeighbours()
+  log(`watch latency across processes (${options.memoryReps} run(s) of ${WATCH_CHANGES} changes per side):`)
+  await runWatchLatency()
   const seconds = (performance.now() - started) / 1000
   log(`done in ${seconds.toFixed(1)} s`)
 

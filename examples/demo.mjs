@@ -14,12 +14,14 @@ import {
   has,
   keys,
   list,
+  onChange,
   page,
   remove,
   set,
   setMany,
   size,
-  transaction
+  transaction,
+  watch
 } from "runtime:storage"
 
 const show = (label, value) => console.log(`  ${label.padEnd(40)} ${JSON.stringify(value)}`)
@@ -120,6 +122,26 @@ try {
   show("a transaction that throws", error.message)
 }
 show('get("alice") after it', await get("alice", { store: "balances" }))
+
+console.log("\nWatching changes")
+const heard = []
+const stop = onChange({ store: "settings", key: "theme" }, (change) => {
+  heard.push(`${change.type} ${JSON.stringify(change.value)} at version ${change.version}`)
+})
+await set("theme", "light", { store: "settings" })
+await set("theme", "dark", { store: "settings" })
+await new Promise((resolve) => setTimeout(resolve, 20))
+stop()
+show("onChange heard", heard)
+const since = (await getEntry("alice", { store: "balances" })).version
+await set("bob", 20, { store: "balances" })
+for await (const change of watch({ store: "balances" }, { since })) {
+  show(
+    `watch since ${since} replays`,
+    `${change.type} ${change.key} = ${change.value} (last of its write: ${change.last})`
+  )
+  break
+}
 
 console.log("\nErrors are coded")
 try {

@@ -829,9 +829,22 @@ export function watch<T = Json>(selector?: WatchSelector, options?: WatchOptions
   if (changes !== undefined) return changes
   // The default instance could not be opened: the first step rejects with why.
   opened.catch(() => undefined)
-  return (async function* () {
-    await opened
-  })()
+  let stepped = false
+  const failed: AsyncIterableIterator<Change<T>> = {
+    next: () => {
+      const first = !stepped
+      stepped = true
+      return first
+        ? opened.then(() => ({ done: true, value: undefined }))
+        : Promise.resolve({ done: true, value: undefined })
+    },
+    return: () => {
+      stepped = true
+      return Promise.resolve({ done: true, value: undefined })
+    },
+    [Symbol.asyncIterator]: () => failed
+  }
+  return failed
 }
 /** Calls `listener` with each change of the selected keys until the returned function is called. @since 0.3.0 */
 export function onChange<T = Json>(
