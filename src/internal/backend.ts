@@ -58,6 +58,19 @@ export interface ChangeBatch {
   readonly origin: readonly [seq: number, version: number]
 }
 
+/**
+ * A record as a write appends it to the change log (its seq is the log's next): the version of the write, when (ms
+ * since the epoch), what it records, and the store, key and JSON text it is about (`null` where it has none).
+ */
+export type ChangeRecord = readonly [
+  version: number,
+  at: number,
+  kind: Kind,
+  store: string | null,
+  key: string | null,
+  text: string | null
+]
+
 /** A stored key with its JSON text and version. */
 export type VersionedRow = readonly [key: string, text: string, version: number]
 

@@ -7,6 +7,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type { InvalidKeyError } from "../errors/StorageError.js"
 import {
+  type ChangeRecord,
   type ChangeRow,
   type MetaRow,
   type Row,
@@ -91,14 +92,7 @@ const makePrimitives = (history: History): SyncPrimitives => {
     return sharedVersion
   }
   let firstSeq = 0
-  const record = (
-    version: number,
-    at: number,
-    kind: Kind,
-    store: string | null,
-    key: string | null,
-    text: string | null
-  ) => {
+  const record = (...[version, at, kind, store, key, text]: ChangeRecord) => {
     const seq = headSeq() + 1
     log.push({ seq, version, at, kind, store, key, text })
     if (firstSeq === 0) firstSeq = seq

@@ -12,7 +12,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
 import { DatabaseError, type ReadFailedError, type WriteFailedError } from "../errors/StorageError.js"
-import type { ChangeRow, EffectPrimitives, MetaRow, Row, VersionedRow } from "../internal/backend.js"
+import type { ChangeRecord, ChangeRow, EffectPrimitives, MetaRow, Row, VersionedRow } from "../internal/backend.js"
 import { openFailure, readFailure, writeFailure } from "../internal/failure.js"
 import {
   dueForTrim,
@@ -107,19 +107,11 @@ const makePrimitives = (
     })
   })
 
-  type Record = readonly [
-    version: number,
-    at: number,
-    kind: Kind,
-    store: string | null,
-    key: string | null,
-    text: string | null
-  ]
   /**
    * Appends a write call's records to the log, then trims the log in the same transaction when they made it due.
    * The call holds the write lock.
    */
-  const record = (records: ReadonlyArray<Record>): Effect.Effect<void, SqlError> =>
+  const record = (records: ReadonlyArray<ChangeRecord>): Effect.Effect<void, SqlError> =>
     records.length === 0
       ? Effect.void
       : Effect.gen(function* () {
@@ -147,7 +139,7 @@ const makePrimitives = (
       if (removed.length === 0) return 0
       const taken = yield* version
       const now = Date.now()
-      yield* record(removed.map((key): Record => [taken, now, Kind.Remove, store, key, null]))
+      yield* record(removed.map((key): ChangeRecord => [taken, now, Kind.Remove, store, key, null]))
       return removed.length
     })
   // Reads of the feed: each in one transaction, one snapshot.
@@ -267,7 +259,7 @@ const makePrimitives = (
                 chunk.flatMap(([key, text]) => [store, key, text, now, now, version])
               )
             }
-            yield* record(rows.map(([key, text]): Record => [version, now, Kind.Set, store, key, text]))
+            yield* record(rows.map(([key, text]): ChangeRecord => [version, now, Kind.Set, store, key, text]))
             return version
           })
         )
@@ -317,7 +309,7 @@ const makePrimitives = (
             }
             const version = yield* nextVersion
             const now = Date.now()
-            const records: Array<Record> = []
+            const records: Array<ChangeRecord> = []
             for (const [store, key, text] of writes) {
               if (text === undefined) {
                 const removed = yield* query<KeyRow>(Sql.deleteIn(1), [store, key])

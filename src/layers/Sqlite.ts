@@ -16,6 +16,7 @@ import type * as Scope from "effect/Scope"
 import { DatabaseError, isStorageError, type StorageError } from "../errors/StorageError.js"
 import {
   type ChangeBatch,
+  type ChangeRecord,
   type ChangeRow,
   type Check,
   type MetaRow,
@@ -263,6 +264,17 @@ const makePrimitives = (db: Database.Database, history: History): SyncPrimitives
     }
     return statement
   }
+  // Multi-row writes, prepared once per row count and kept: counts are at most CHUNK.
+  const multiRows = new Map<string, Statement>()
+  const multiRow = (kind: "upsert" | "logChanges", rows: number): Statement => {
+    const id = `${kind}:${rows}`
+    let statement = multiRows.get(id)
+    if (statement === undefined) {
+      statement = prepare(Sql[kind](rows))
+      multiRows.set(id, statement)
+    }
+    return statement
+  }
   // Range statements are prepared once per shape (which bounds, which direction) and kept: at most 32 of them.
   const ranges = new Map<string, Statement>()
   const rangeStatement = (read: RangeRead, range: Range): Statement => {
@@ -310,15 +322,8 @@ const makePrimitives = (db: Database.Database, history: History): SyncPrimitives
   // trim once it has written them.
   let firstSeq = 0
   let lastSeq = 0
-  const record = (
-    version: number,
-    at: number,
-    kind: Kind,
-    store: string | null,
-    key: string | null,
-    text: string | null
-  ) => {
-    lastSeq = Number(logChange.run(version, at, kind, store, key, text).lastInsertRowid)
+  const record = (...values: ChangeRecord) => {
+    lastSeq = Number(logChange.run(...values).lastInsertRowid)
     if (firstSeq === 0) firstSeq = lastSeq
   }
   /** Runs a write call's body, then trims the log in the same transaction when its records made it due. */
@@ -371,12 +376,27 @@ const makePrimitives = (db: Database.Database, history: History): SyncPrimitives
 
   // Every write records its changes in the log, in its own transaction; a write that changes nothing records
   // nothing and takes no version.
+  // A batch is written with multi-row statements (one per CHUNK rows, prepared once per length): SQLite's cost per
+  // statement, paid once per chunk instead of once per row, was most of what the change log added to a setMany.
   const writeRows = logged((store: string, rows: ReadonlyArray<Row>) => {
     const version = takeVersion()
     const now = Date.now()
-    for (const [key, text] of rows) {
+    if (rows.length === 1) {
+      const [key, text] = rows[0]!
       upsert.run(store, key, text, now, now, version)
       record(version, now, Kind.Set, store, key, text)
+      return version
+    }
+    for (const chunk of chunks(rows)) {
+      const upserts: Array<unknown> = []
+      const records: Array<unknown> = []
+      for (const [key, text] of chunk) {
+        upserts.push(store, key, text, now, now, version)
+        records.push(version, now, Kind.Set, store, key, text)
+      }
+      multiRow("upsert", chunk.length).run(...upserts)
+      lastSeq = Number(multiRow("logChanges", chunk.length).run(...records).lastInsertRowid)
+      if (firstSeq === 0) firstSeq = lastSeq - chunk.length + 1
     }
     return version
   })
