@@ -18,8 +18,8 @@ export type Run = <A>(start: () => Begun<A>) => Promise<A>
 /**
  * The options of `onChange`: where the watch starts (as `watch` takes them), and `onError`, which receives a
  * failure of the watch (the watch then ends) or an error thrown or rejected by the listener (the watch goes on).
- * Without `onError`, such an error is thrown where nothing catches it (an unhandled rejection), as an
- * `EventEmitter` throws an `"error"` nobody listens to: it is never silently dropped.
+ * Without `onError`, such an error is thrown where nothing catches it (an uncaught exception, from a microtask), as
+ * an `EventEmitter` throws an `"error"` nobody listens to: it is never silently dropped.
  *
  * @since 0.3.0
  */
