@@ -31,3 +31,4 @@ export {
   type WatchSelector,
   type WriteError
 } from "./services/Storage.js"
+export { forSchema, layerTyped, type TypedStore } from "./services/TypedStore.js"

@@ -20,6 +20,7 @@ import {
 import { atomicCases } from "./conformance-atomic.js"
 import { rangeCases } from "./conformance-ranges.js"
 import { transactionCases } from "./conformance-transaction.js"
+import { typedCases } from "./conformance-typed.js"
 import { type WithHistory, watchCases } from "./conformance-watch.js"
 
 let storeCounter = 0
@@ -117,6 +118,7 @@ export const conformance = (name: string, layer: Layer.Layer<Storage, unknown>, 
     atomicCases("atomic", it, freshStore)
     transactionCases("transaction", it, freshStore)
     watchCases("watch", it, freshStore, withHistory)
+    typedCases("typed", it, freshStore)
 
     it.effect("get returns None for an absent key and the value for a present one", () =>
       Effect.gen(function* () {
