@@ -14,6 +14,7 @@ export {
   type CommitResult,
   type Entry,
   type Json,
+  type JsonValue,
   type Page,
   type PageOptions,
   type ReadError,

@@ -60,6 +60,7 @@ export type {
   Change,
   CommitResult,
   Json,
+  JsonValue,
   PageOptions,
   Selector,
   SetManyEntries,

@@ -18,6 +18,7 @@ import {
   StorageErrorCode
 } from "../src/index.js"
 import { atomicCases } from "./conformance-atomic.js"
+import { binaryCases } from "./conformance-binary.js"
 import { rangeCases } from "./conformance-ranges.js"
 import { transactionCases } from "./conformance-transaction.js"
 import { typedCases } from "./conformance-typed.js"
@@ -119,6 +120,7 @@ export const conformance = (name: string, layer: Layer.Layer<Storage, unknown>, 
     transactionCases("transaction", it, freshStore)
     watchCases("watch", it, freshStore, withHistory)
     typedCases("typed", it, freshStore)
+    binaryCases("binary", it, freshStore)
 
     it.effect("get returns None for an absent key and the value for a present one", () =>
       Effect.gen(function* () {

@@ -13,14 +13,19 @@ import type { Notifier } from "./feed.js"
 import type { Kind } from "./schema.js"
 import type { Range } from "./selector.js"
 
-/** A stored key with its JSON text. */
-export type Row = readonly [key: string, text: string]
+/**
+ * What a backend stores for a value: its JSON text, or (a binary value) its bytes, stored as a BLOB.
+ */
+export type Stored = string | Uint8Array
+
+/** A stored key with its JSON text (or bytes). */
+export type Row = readonly [key: string, text: Stored]
 
 /**
  * A stored value with its metadata: its JSON text, when it was created and last written (ms since the epoch), and
  * the version of its last write.
  */
-export type MetaRow = readonly [text: string, createdAt: number, updatedAt: number, version: number]
+export type MetaRow = readonly [text: Stored, createdAt: number, updatedAt: number, version: number]
 
 /**
  * What a row weighs against the byte budget of a `scan`: the length of its key and text. Every backend and the
@@ -32,7 +37,7 @@ export const weigh = (row: Row): number => row[0].length + row[1].length
 export type Check = readonly [store: string, key: string, version: number | null]
 
 /** A write of an atomic commit: the JSON text to store, or `undefined` to remove the key. */
-export type Write = readonly [store: string, key: string, text: string | undefined]
+export type Write = readonly [store: string, key: string, text: Stored | undefined]
 
 /**
  * A record of the change log: its place in the log, the version of the write that made it, what it records, and
@@ -44,7 +49,7 @@ export type ChangeRow = readonly [
   kind: Kind,
   store: string,
   key: string | null,
-  text: string | null
+  text: Stored | null
 ]
 
 /**
@@ -68,11 +73,11 @@ export type ChangeRecord = readonly [
   kind: Kind,
   store: string | null,
   key: string | null,
-  text: string | null
+  text: Stored | null
 ]
 
 /** A stored key with its JSON text and version. */
-export type VersionedRow = readonly [key: string, text: string, version: number]
+export type VersionedRow = readonly [key: string, text: Stored, version: number]
 
 /** Entries and the head of the log, read as one snapshot. */
 export interface Snapshot {
@@ -83,7 +88,7 @@ export interface Snapshot {
 /** The primitives, in their synchronous form. They throw `ReadFailed`, `WriteFailed` or `DatabaseError`. */
 export interface Primitives {
   /** The JSON text of a key, or `undefined`. */
-  readonly get: (store: string, key: string) => string | undefined
+  readonly get: (store: string, key: string) => Stored | undefined
   /** The rows of the given (distinct) keys that exist, in any order. */
   readonly getMany: (store: string, keys: ReadonlyArray<string>) => ReadonlyArray<Row>
   readonly has: (store: string, key: string) => boolean
@@ -117,7 +122,7 @@ export interface Primitives {
    * instead of a text, nothing is written (and no version is taken) and the error is the failure. Returns the
    * written text.
    */
-  readonly update: (store: string, key: string, f: (text: string | undefined) => string | StorageError) => string
+  readonly update: (store: string, key: string, f: (text: Stored | undefined) => Stored | StorageError) => Stored
   /**
    * An atomic commit, in one transaction that holds the write lock from its start: when every check holds, the
    * writes (in order) with the next version, which it returns; otherwise nothing, and `undefined`.

@@ -33,6 +33,9 @@ const describeObject = (value: object): string => {
   if (value instanceof Date) return "is a Date (JSON would turn it into a string); store value.toISOString() instead"
   if (value instanceof Map) return "is a Map (JSON would turn it into {}); store Object.fromEntries(map) instead"
   if (value instanceof Set) return "is a Set (JSON would turn it into {}); store [...set] instead"
+  if (value instanceof Uint8Array) {
+    return "is a Uint8Array inside a value: bytes are stored only as a whole value; store them under a key of their own"
+  }
   if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) {
     return `is a ${value.constructor.name} (JSON would not keep its type); store Array.from(value) instead`
   }

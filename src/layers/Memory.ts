@@ -5,13 +5,14 @@
  */
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import type { InvalidKeyError } from "../errors/StorageError.js"
+import { type InvalidKeyError, isStorageError } from "../errors/StorageError.js"
 import {
   type ChangeRecord,
   type ChangeRow,
   type MetaRow,
   type Row,
   type SyncPrimitives,
+  type Stored as Value,
   type VersionedRow,
   weigh
 } from "../internal/backend.js"
@@ -22,7 +23,7 @@ import type { Range } from "../internal/selector.js"
 import { make, Storage } from "../services/Storage.js"
 
 interface Stored {
-  readonly text: string
+  readonly text: Value
   readonly createdAt: number
   readonly updatedAt: number
   readonly version: number
@@ -54,7 +55,7 @@ interface Change {
   kind: Kind
   readonly store: string | null
   readonly key: string | null
-  readonly text: string | null
+  readonly text: Value | null
 }
 
 const makePrimitives = (history: History): SyncPrimitives => {
@@ -134,7 +135,7 @@ const makePrimitives = (history: History): SyncPrimitives => {
     }
     values.values.set(key, stored)
   }
-  const write = (values: Values, key: string, text: string, now: number, version: number): void => {
+  const write = (values: Values, key: string, text: Value, now: number, version: number): void => {
     const previous = values.values.get(key)
     put(values, key, { text, createdAt: previous?.createdAt ?? now, updatedAt: now, version })
   }
@@ -225,7 +226,8 @@ const makePrimitives = (history: History): SyncPrimitives => {
     },
     size: (store) => {
       let bytes = 0
-      for (const stored of storeOf(store).values.values()) bytes += Buffer.byteLength(stored.text, "utf8")
+      for (const stored of storeOf(store).values.values())
+        bytes += typeof stored.text === "string" ? Buffer.byteLength(stored.text, "utf8") : stored.text.byteLength
       return bytes
     },
     setMany: logged((store, rows) => {
@@ -267,7 +269,7 @@ const makePrimitives = (history: History): SyncPrimitives => {
     }),
     update: logged((store, key, f) => {
       const text = f(stores.get(store)?.values.get(key)?.text)
-      if (typeof text !== "string") throw text
+      if (isStorageError(text)) throw text
       remember(store, key)
       const now = Date.now()
       const version = takeVersion()

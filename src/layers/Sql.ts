@@ -11,8 +11,16 @@ import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
-import { DatabaseError, type ReadFailedError, type WriteFailedError } from "../errors/StorageError.js"
-import type { ChangeRecord, ChangeRow, EffectPrimitives, MetaRow, Row, VersionedRow } from "../internal/backend.js"
+import { DatabaseError, isStorageError, type ReadFailedError, type WriteFailedError } from "../errors/StorageError.js"
+import type {
+  ChangeRecord,
+  ChangeRow,
+  EffectPrimitives,
+  MetaRow,
+  Row,
+  Stored,
+  VersionedRow
+} from "../internal/backend.js"
 import { openFailure, readFailure, writeFailure } from "../internal/failure.js"
 import {
   dueForTrim,
@@ -37,17 +45,17 @@ export interface SqlOptions {
 }
 
 interface ValueRow {
-  readonly value: string
+  readonly value: Stored
 }
 interface KeyRow {
   readonly key: string
 }
 interface KeyValueRow {
   readonly key: string
-  readonly value: string
+  readonly value: Stored
 }
 interface EntryRow {
-  readonly value: string
+  readonly value: Stored
   readonly created_at: number | bigint
   readonly updated_at: number | bigint
   readonly version: number | bigint
@@ -152,7 +160,7 @@ const makePrimitives = (
         readonly kind: number
         readonly store: string
         readonly key: string | null
-        readonly value: string | null
+        readonly value: Stored | null
       }>(
         Sql.changes(store !== undefined),
         store === undefined ? [after, head, since, limit] : [after, head, since, store, limit]
@@ -287,7 +295,7 @@ const makePrimitives = (
             yield* lock
             const rows = yield* query<ValueRow>(Sql.get, [store, key])
             const text = f(rows[0]?.value)
-            if (typeof text !== "string") return yield* Effect.fail(text)
+            if (isStorageError(text)) return yield* Effect.fail(text)
             const now = Date.now()
             const version = yield* nextVersion
             yield* query(Sql.upsert(1), [store, key, text, now, now, version])

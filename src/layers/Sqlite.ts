@@ -22,6 +22,7 @@ import {
   type MetaRow,
   type Row,
   type Snapshot,
+  type Stored,
   type SyncPrimitives,
   type Transactions,
   type VersionedRow,
@@ -428,10 +429,10 @@ const makePrimitives = (db: Database.Database, history: History): SyncPrimitives
     }
     return rows
   })
-  const updateKey = logged((store: string, key: string, f: (text: string | undefined) => string | StorageError) => {
-    const text = f(get.get(store, key) as string | undefined)
+  const updateKey = logged((store: string, key: string, f: (text: Stored | undefined) => Stored | StorageError) => {
+    const text = f(get.get(store, key) as Stored | undefined)
     // Thrown inside the transaction: it rolls back (nothing was written) and the error is the failure.
-    if (typeof text !== "string") throw text
+    if (isStorageError(text)) throw text
     const now = Date.now()
     const version = takeVersion()
     upsert.run(store, key, text, now, now, version)
@@ -503,7 +504,7 @@ const makePrimitives = (db: Database.Database, history: History): SyncPrimitives
   return {
     transactions,
     feed,
-    get: (store, key) => read("get", store, () => get.get(store, key) as string | undefined),
+    get: (store, key) => read("get", store, () => get.get(store, key) as Stored | undefined),
     getMany: (store, keys) =>
       read("getMany", store, () =>
         keys.length <= CHUNK

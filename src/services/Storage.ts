@@ -26,6 +26,7 @@ import {
   type EffectPrimitives,
   type Primitives,
   type Row,
+  type Stored,
   type Write,
   weigh
 } from "../internal/backend.js"
@@ -39,11 +40,25 @@ import { checkKey, checkKeyList, eachEntry, resolveStore } from "../internal/val
 import { formatVersion, parseVersion } from "../internal/version.js"
 
 /**
- * A JSON value: what can be stored and what comes back.
+ * A JSON value.
+ *
+ * @since 0.3.0
+ */
+export type JsonValue =
+  | null
+  | boolean
+  | number
+  | string
+  | ReadonlyArray<JsonValue>
+  | { readonly [key: string]: JsonValue }
+
+/**
+ * What can be stored and what comes back: a JSON value, or bytes (a `Uint8Array`, stored as they are and read back
+ * as a fresh `Uint8Array`). Bytes inside a JSON value are refused: store them under a key of their own.
  *
  * @since 0.1.0
  */
-export type Json = null | boolean | number | string | ReadonlyArray<Json> | { readonly [key: string]: Json }
+export type Json = JsonValue | Uint8Array
 
 /**
  * The options every operation takes. `store` selects an isolated named store; `"default"` when absent.
@@ -412,7 +427,9 @@ const requireKeys = (keys: unknown): ReadonlyArray<string> => {
   return checked
 }
 
-const encode = (store: string, key: string, value: unknown): string | SerializationError => {
+const encode = (store: string, key: string, value: unknown): Stored | SerializationError => {
+  // Bytes are stored as they are, copied now: changing the caller's array later changes nothing stored.
+  if (value instanceof Uint8Array) return Buffer.from(value)
   const text = serialize(value)
   return typeof text === "string"
     ? text
@@ -424,7 +441,8 @@ const encode = (store: string, key: string, value: unknown): string | Serializat
  *
  * @internal
  */
-export const decode = (store: string, key: string, text: string): Json => {
+export const decode = (store: string, key: string, text: Stored): Json => {
+  if (typeof text !== "string") return new Uint8Array(text)
   const value = parse(text)
   if (value instanceof InvalidStoredJson) throw invalidStored(store, key, value)
   return value as Json
@@ -448,7 +466,7 @@ const programs = {
   *set(key: string, value: unknown, options?: StoreOptions): Program<void> {
     const store = storeOf(options)
     const text = encode(store, requireKey(key), value)
-    if (typeof text !== "string") throw text
+    if (isStorageError(text)) throw text
     yield* call("setMany", store, [[key, text]])
   },
   *remove(key: string, options?: StoreOptions): Program<boolean> {
@@ -506,7 +524,7 @@ const programs = {
     const positions = new Map<string, number>()
     const invalid = eachEntry(entries, (key, value) => {
       const text = encode(store, key, value)
-      if (typeof text !== "string") throw text
+      if (isStorageError(text)) throw text
       const position = positions.get(key)
       if (position === undefined) {
         positions.set(key, rows.length)
@@ -533,11 +551,13 @@ const programs = {
       throw new InvalidKeyError({ reason: `update needs a function of the current value, got ${typeof f}` })
     }
     const hasDefault = typeof options === "object" && options !== null && Object.hasOwn(options, "default")
-    const next = (text: string | undefined): string | StorageError => {
+    const next = (text: Stored | undefined): Stored | StorageError => {
       let current: unknown
       if (text === undefined) {
         if (!hasDefault) return new NotFoundError({ key, store })
         current = options?.default
+      } else if (typeof text !== "string") {
+        current = new Uint8Array(text)
       } else {
         current = parse(text)
         if (current instanceof InvalidStoredJson) return invalidStored(store, key, current)
@@ -550,7 +570,7 @@ const programs = {
       }
       return encode(store, key, value)
     }
-    return parse(yield* call("update", store, key, next)) as Json
+    return decode(store, key, yield* call("update", store, key, next))
   }
 }
 
@@ -596,11 +616,11 @@ export const startList = (selector: unknown): ListState | undefined => {
  */
 export type AtomicOperation =
   | { readonly _tag: "check"; readonly key: unknown; readonly version: unknown; readonly options: unknown }
-  | { readonly _tag: "set"; readonly key: unknown; readonly text: string | StorageError; readonly options: unknown }
+  | { readonly _tag: "set"; readonly key: unknown; readonly text: Stored | StorageError; readonly options: unknown }
   | { readonly _tag: "remove"; readonly key: unknown; readonly options: unknown }
 
 /** Serializes the value of an atomic `set` when it is called, so that what it will write is fixed then. */
-const encodeForCommit = (key: unknown, value: unknown, options: unknown): string | StorageError => {
+const encodeForCommit = (key: unknown, value: unknown, options: unknown): Stored | StorageError => {
   try {
     return encode(storeOf(options), requireKey(key), value)
   } catch (thrown) {
@@ -672,8 +692,8 @@ const internalPrograms = {
       const key = requireKey(operation.key)
       if (operation._tag === "check") checks.push([store, key, parseVersion(operation.version)])
       else if (operation._tag === "remove") writes.push([store, key, undefined])
-      else if (typeof operation.text === "string") writes.push([store, key, operation.text])
-      else throw operation.text
+      else if (isStorageError(operation.text)) throw operation.text
+      else writes.push([store, key, operation.text])
     }
     const version = yield* call("commit", checks, writes)
     return version === undefined ? { ok: false } : { ok: true, version: formatVersion(version) }
