@@ -289,8 +289,8 @@ export interface StorageService {
   readonly get: (key: string, options?: StoreOptions) => Effect.Effect<Option.Option<Json>, ReadValueError>
   /**
    * Stores a value, inserting or overwriting. The value must be JSON that survives a round trip exactly (`-0`
-   * included); anything else (`undefined`, `NaN`, a `Date`, a cycle, …) fails with `SerializationError` and
-   * writes nothing.
+   * included), or bytes (a `Uint8Array`, as a whole value); anything else (`undefined`, `NaN`, a `Date`, a cycle,
+   * bytes inside a JSON value, …) fails with `SerializationError` and writes nothing.
    */
   readonly set: (key: string, value: unknown, options?: StoreOptions) => Effect.Effect<void, WriteError>
   /** Removes a key; `true` when it existed. */
