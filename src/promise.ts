@@ -769,16 +769,23 @@ export const close = (): Promise<void> => {
  */
 export const databasePath = (): string => defaultClient?.filename ?? resolveDefaultFilename(defaultOptions)
 
-const withDefault = <A>(f: (client: StorageApi) => Promise<A>): Promise<A> => {
+/** The default instance, opened (as a client: nothing touches the disk yet) on first use; throws when it cannot be. */
+const defaultInstance = (): StorageClient => {
   if (defaultClient === undefined) {
-    if (defaultClosed) return Promise.reject(new GenericError({ reason: "The default storage instance is closed" }))
-    try {
-      defaultClient = open({ ...defaultOptions, app: undefined, filename: resolveDefaultFilename(defaultOptions) })
-    } catch (error) {
-      return Promise.reject(error)
-    }
+    if (defaultClosed) throw new GenericError({ reason: "The default storage instance is closed" })
+    defaultClient = open({ ...defaultOptions, app: undefined, filename: resolveDefaultFilename(defaultOptions) })
   }
-  return f(defaultClient)
+  return defaultClient
+}
+
+const withDefault = <A>(f: (client: StorageApi) => Promise<A>): Promise<A> => {
+  let client: StorageClient
+  try {
+    client = defaultInstance()
+  } catch (error) {
+    return Promise.reject(error)
+  }
+  return f(client)
 }
 
 /** The value of a key, or `null` when it is absent. @since 0.1.0 */
@@ -822,30 +829,13 @@ export function list<T = Json>(selector?: Selector): AsyncIterableIterator<Entry
 /** The changes of the selected keys as an async iterable; see `StorageApi.watch`. @since 0.3.0 */
 export function watch<T = Json>(selector?: WatchSelector, options?: WatchOptions): AsyncIterableIterator<Change<T>> {
   // The watch starts now, as any other call would (opening the default instance).
-  let changes: AsyncIterableIterator<Change<T>> | undefined
-  const opened = withDefault((client) => {
-    changes = client.watch<T>(selector, options)
-    return Promise.resolve()
-  })
-  if (changes !== undefined) return changes
-  // The default instance could not be opened: the first step rejects with why.
-  opened.catch(() => undefined)
-  let stepped = false
-  const failed: AsyncIterableIterator<Change<T>> = {
-    next: () => {
-      const first = !stepped
-      stepped = true
-      return first
-        ? opened.then(() => ({ done: true, value: undefined }))
-        : Promise.resolve({ done: true, value: undefined })
-    },
-    return: () => {
-      stepped = true
-      return Promise.resolve({ done: true, value: undefined })
-    },
-    [Symbol.asyncIterator]: () => failed
+  let client: StorageClient
+  try {
+    client = defaultInstance()
+  } catch (error) {
+    return refusedIterator(error)
   }
-  return failed
+  return client.watch<T>(selector, options)
 }
 /** Calls `listener` with each change of the selected keys until the returned function is called. @since 0.3.0 */
 export function onChange<T = Json>(
