@@ -5,16 +5,8 @@
 import * as Duration from "effect/Duration"
 import { InvalidKeyError, isStorageError } from "../errors/StorageError.js"
 import { compareCodePoints } from "./order.js"
-import { inRange, prefixEnd, type Range } from "./selector.js"
-import {
-  checkKey,
-  checkKeyList,
-  describeType,
-  MAX_KEY_BYTES,
-  resolveStore,
-  textProblem,
-  unreadable
-} from "./validate.js"
+import { checkOptionNames, inRange, type Range, select } from "./selector.js"
+import { checkKey, checkKeyList, describeType, resolveStore, unreadable } from "./validate.js"
 import { parseVersion } from "./version.js"
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -43,19 +35,11 @@ const refuse = (reason: string): InvalidKeyError => new InvalidKeyError({ reason
 /** The range of exactly one key: nothing lies between a key and the key followed by U+0000. */
 const keyRange = (key: string): Range => ({ lower: key, upper: `${key}\u0000`, reverse: false, limit: undefined })
 
-const checkNames = (given: object, allowed: ReadonlyArray<string>, what: string): void => {
-  for (const name of Object.keys(given)) {
-    if (!allowed.includes(name)) {
-      throw refuse(`Unknown ${what} ${JSON.stringify(name)}: ${what}s are ${allowed.join(", ")}`)
-    }
-  }
-}
-
 const selectWatch = (selector: unknown): WatchSelection => {
   const store = resolveStore(selector)
   if (typeof store !== "string") throw store
   const given = (selector ?? {}) as Record<string, unknown>
-  checkNames(given, WATCH_SELECTOR, "watch selector option")
+  checkOptionNames(given, WATCH_SELECTOR, "watch selector")
   const named = ["key", "keys", "prefix"].filter((name) => given[name] !== undefined)
   if (named.length > 1) throw refuse(`A watch selector takes one of key, keys and prefix, got ${named.join(" and ")}`)
   if (given.key !== undefined) {
@@ -72,23 +56,8 @@ const selectWatch = (selector: unknown): WatchSelection => {
     const unique = new Set(keys)
     return { store, ranges: [...unique].sort(compareCodePoints).map(keyRange), keys: unique }
   }
-  const prefix = given.prefix
-  if (prefix === undefined || prefix === "") {
-    return {
-      store,
-      ranges: [{ lower: undefined, upper: undefined, reverse: false, limit: undefined }],
-      keys: undefined
-    }
-  }
-  if (typeof prefix !== "string")
-    throw refuse(`The watch selector's prefix must be a string, got ${describeType(prefix)}`)
-  const problem = textProblem(prefix, "The watch selector's prefix", MAX_KEY_BYTES)
-  if (problem !== undefined) throw refuse(problem)
-  return {
-    store,
-    ranges: [{ lower: prefix, upper: prefixEnd(prefix), reverse: false, limit: undefined }],
-    keys: undefined
-  }
+  // A prefix (or none: the whole store) is a selector's range, checked by the selectors' own rules.
+  return { store, ranges: [select({ store, prefix: given.prefix }).range], keys: undefined }
 }
 
 /**
@@ -100,7 +69,7 @@ export const checkWatch = (selector: unknown, options: unknown): WatchRequest =>
     const selection = selectWatch(selector)
     const given = (options ?? {}) as Record<string, unknown>
     if (typeof given !== "object") throw refuse(`watch options must be an object, got ${describeType(options)}`)
-    checkNames(given, WATCH_OPTIONS, "watch option")
+    checkOptionNames(given, WATCH_OPTIONS, "watch")
     if (given.initial !== undefined && typeof given.initial !== "boolean") {
       throw refuse(`The watch option initial must be a boolean, got ${describeType(given.initial)}`)
     }
@@ -162,7 +131,7 @@ export const resolveHistory = (options: unknown): History => {
     throw refuse(`history must be an object { changes?, maxAge? }, got ${describeType(options)}`)
   }
   const given = options as Record<string, unknown>
-  checkNames(given, ["changes", "maxAge"], "history option")
+  checkOptionNames(given, ["changes", "maxAge"], "history")
   const count = (name: "changes" | "maxAge"): number => {
     const value = given[name]
     if (value === undefined) return DEFAULT_HISTORY[name]
@@ -196,23 +165,19 @@ export const dueForTrim = (history: History, first: number, last: number): boole
 }
 
 /**
- * Where a trim cuts the log: the seq of the record that becomes its new origin (every record before it is
- * deleted, and it keeps only its version: the newest change no longer held), or `undefined` when nothing may go
- * yet. The cut keeps at least `history.changes` records after it, removes at most {@link TRIM_BATCH}, and only a
- * record older than `history.maxAge` (`at` of the record at the cut, read by `recordAt`).
+ * Where a trim would cut the log: the seq of the record that becomes its new origin (every record before it is
+ * deleted, and it keeps only its version: the newest change no longer held), or `undefined` when nothing may go.
+ * The cut keeps at least `history.changes` records after it and removes at most {@link TRIM_BATCH}. It is made only
+ * when the record at the cut is old enough too ({@link oldEnough}).
  */
-export const trimCut = (
-  history: History,
-  origin: number,
-  head: number,
-  now: number,
-  atOf: (seq: number) => number | undefined
-): number | undefined => {
+export const trimCandidate = (history: History, origin: number, head: number): number | undefined => {
   const cut = Math.min(head - history.changes, origin + TRIM_BATCH)
-  if (cut <= origin) return undefined
-  const at = atOf(cut)
-  return at !== undefined && at <= now - history.maxAge ? cut : undefined
+  return cut > origin ? cut : undefined
 }
+
+/** Whether a record written at `at` (ms; `undefined`: no such record) is older than the kept history's age. */
+export const oldEnough = (history: History, at: number | undefined, now: number): boolean =>
+  at !== undefined && at <= now - history.maxAge
 
 // ---------------------------------------------------------------------------------------------------------------
 // Waking watchers

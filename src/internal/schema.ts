@@ -117,6 +117,9 @@ export const LATEST_MIGRATION = migrations[migrations.length - 1]!.id
 
 const placeholders = (count: number, group: string): string => Array.from({ length: count }, () => group).join(", ")
 
+const changesSql = (byStore: boolean): string =>
+  `SELECT seq, version, kind, store, key, value FROM ${CHANGES_TABLE} WHERE seq > ? AND seq <= ? AND version > ?${byStore ? " AND store = ?" : ""} AND kind > ${Kind.Origin} ORDER BY seq LIMIT ?`
+
 /** What a range statement reads. */
 export type RangeRead = "keys" | "entries" | "count" | "versioned"
 
@@ -147,10 +150,12 @@ export const Sql = {
    * (after, head, since, [store], limit) → seq, version, kind, store, key, value: the change records after a seq, up
    * to the head, of writes newer than `since`, in commit order
    */
-  changes: (byStore: boolean): string =>
-    `SELECT seq, version, kind, store, key, value FROM ${CHANGES_TABLE} WHERE seq > ? AND seq <= ? AND version > ?${byStore ? " AND store = ?" : ""} AND kind > ${Kind.Origin} ORDER BY seq LIMIT ?`,
-  /** (seq) → version, at of one record */
-  record: `SELECT version, at FROM ${CHANGES_TABLE} WHERE seq = ?`,
+  changes: {
+    all: changesSql(false),
+    byStore: changesSql(true)
+  },
+  /** (seq) → at: when one record was written */
+  recordAt: `SELECT at FROM ${CHANGES_TABLE} WHERE seq = ?`,
   /** (seq): drops the records before a seq (trimming) */
   trimBefore: `DELETE FROM ${CHANGES_TABLE} WHERE seq < ?`,
   /** (seq): turns a record into the origin of the log, keeping its version (the newest change no longer held) */

@@ -80,6 +80,18 @@ const positiveInteger = (value: unknown, what: string, max: number): number | un
   return value
 }
 
+/**
+ * Refuses (9004) an option whose name is not one of `allowed`: a typo such as `prefx` must not silently widen what
+ * a call does. `what` names the options' owner ("selector", "watch", …) in the message.
+ */
+export const checkOptionNames = (given: object, allowed: ReadonlyArray<string>, what: string): void => {
+  for (const name of Object.keys(given)) {
+    if (!allowed.includes(name)) {
+      throw refuse(`Unknown ${what} option ${JSON.stringify(name)}: a ${what} takes ${allowed.join(", ")}`)
+    }
+  }
+}
+
 interface Parsed {
   readonly selection: Selection
   readonly cursor: unknown
@@ -89,11 +101,7 @@ const parse = (options: unknown, allowed: ReadonlyArray<string>, maxLimit: numbe
   const store = resolveStore(options)
   if (typeof store !== "string") throw store
   const given = (options ?? {}) as Record<string, unknown>
-  for (const name of Object.keys(given)) {
-    if (!allowed.includes(name)) {
-      throw refuse(`Unknown selector option ${JSON.stringify(name)}: a selector takes ${allowed.join(", ")}`)
-    }
-  }
+  checkOptionNames(given, allowed, "selector")
   const prefix = bound(given, "prefix")
   const start = bound(given, "start")
   const end = bound(given, "end")

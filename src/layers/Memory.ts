@@ -16,7 +16,15 @@ import {
   type VersionedRow,
   weigh
 } from "../internal/backend.js"
-import { DEFAULT_HISTORY, dueForTrim, type History, Notifier, resolveHistory, trimCut } from "../internal/feed.js"
+import {
+  DEFAULT_HISTORY,
+  dueForTrim,
+  type History,
+  Notifier,
+  oldEnough,
+  resolveHistory,
+  trimCandidate
+} from "../internal/feed.js"
 import { compareCodePoints } from "../internal/order.js"
 import { Kind } from "../internal/schema.js"
 import type { Range } from "../internal/selector.js"
@@ -110,8 +118,8 @@ const makePrimitives = (history: History): SyncPrimitives => {
       if (levels.length > 0) return result
       if (firstSeq !== 0 && dueForTrim(history, firstSeq, headSeq())) {
         const origin = log[0]!.seq
-        const cut = trimCut(history, origin, headSeq(), Date.now(), (seq) => log[seq - origin]?.at)
-        if (cut !== undefined) {
+        const cut = trimCandidate(history, origin, headSeq())
+        if (cut !== undefined && oldEnough(history, log[cut - origin]?.at, Date.now())) {
           log = log.slice(cut - origin)
           log[0]!.kind = Kind.Origin
         }

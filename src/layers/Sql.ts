@@ -28,8 +28,8 @@ import {
   type HistoryOptions,
   historyOf,
   Notifier,
-  TRIM_BATCH,
-  trimCut
+  oldEnough,
+  trimCandidate
 } from "../internal/feed.js"
 import { CHUNK, chunks, Kind, LOCK_TABLE, migrate, rangeParameters, rangeSql, Sql } from "../internal/schema.js"
 import { make, Storage } from "../services/Storage.js"
@@ -115,6 +115,8 @@ const makePrimitives = (
     })
   })
 
+  /** The seq of the log's last record. */
+  const readHead = Effect.map(query<{ readonly head: number | bigint }>(Sql.head, []), (rows) => Number(rows[0]!.head))
   /**
    * Appends a write call's records to the log, then trims the log in the same transaction when they made it due.
    * The call holds the write lock.
@@ -123,29 +125,34 @@ const makePrimitives = (
     records.length === 0
       ? Effect.void
       : Effect.gen(function* () {
-          for (const chunk of chunks(records)) yield* query(Sql.logChanges(chunk.length), chunk.flat())
-          const last = Number((yield* query<{ readonly head: number | bigint }>(Sql.head, []))[0]!.head)
+          // The records' seqs come back with them: the last one is the log's head, without another query.
+          let last = 0
+          for (const chunk of chunks(records)) {
+            for (const row of yield* query<{ readonly seq: number | bigint }>(
+              `${Sql.logChanges(chunk.length)} RETURNING seq`,
+              chunk.flat()
+            )) {
+              last = Math.max(last, Number(row.seq))
+            }
+          }
           if (!dueForTrim(history, last - records.length + 1, last)) return
           const origin = Number((yield* query<{ readonly seq: number | bigint }>(Sql.origin, []))[0]!.seq)
-          const row = yield* query<{ readonly at: number | bigint }>(Sql.record, [
-            Math.min(last - history.changes, origin + TRIM_BATCH)
-          ])
-          const cut = trimCut(history, origin, last, Date.now(), () =>
-            row[0] === undefined ? undefined : Number(row[0].at)
-          )
+          const cut = trimCandidate(history, origin, last)
           if (cut === undefined) return
+          const at = (yield* query<{ readonly at: number | bigint }>(Sql.recordAt, [cut]))[0]?.at
+          if (!oldEnough(history, at === undefined ? undefined : Number(at), Date.now())) return
           yield* query(Sql.trimBefore, [cut])
           yield* query(Sql.makeOrigin, [cut])
         })
   /** Removes keys (holding the write lock) and records the removal of those that existed; how many did. */
-  const removeKeys = (store: string, keys: ReadonlyArray<string>, version: Effect.Effect<number, SqlError>) =>
+  const removeKeys = (store: string, keys: ReadonlyArray<string>) =>
     Effect.gen(function* () {
       const removed: Array<string> = []
       for (const chunk of chunks(keys)) {
         for (const row of yield* query<KeyRow>(Sql.deleteIn(chunk.length), [store, ...chunk])) removed.push(row.key)
       }
       if (removed.length === 0) return 0
-      const taken = yield* version
+      const taken = yield* nextVersion
       const now = Date.now()
       yield* record(removed.map((key): ChangeRecord => [taken, now, Kind.Remove, store, key, null]))
       return removed.length
@@ -153,7 +160,7 @@ const makePrimitives = (
   // Reads of the feed: each in one transaction, one snapshot.
   const changesOf = (after: number, since: number, store: string | undefined, limit: number) =>
     Effect.gen(function* () {
-      const head = Number((yield* query<{ readonly head: number | bigint }>(Sql.head, []))[0]!.head)
+      const head = yield* readHead
       const rows = yield* query<{
         readonly seq: number | bigint
         readonly version: number | bigint
@@ -162,7 +169,7 @@ const makePrimitives = (
         readonly key: string | null
         readonly value: Stored | null
       }>(
-        Sql.changes(store !== undefined),
+        store === undefined ? Sql.changes.all : Sql.changes.byStore,
         store === undefined ? [after, head, since, limit] : [after, head, since, store, limit]
       )
       const origin = (yield* query<{ readonly seq: number | bigint; readonly version: number | bigint }>(
@@ -179,11 +186,7 @@ const makePrimitives = (
     })
 
   return {
-    head: () =>
-      query<{ readonly head: number | bigint }>(Sql.head, []).pipe(
-        Effect.map((rows) => Number(rows[0]!.head)),
-        read("watch", undefined)
-      ),
+    head: () => readHead.pipe(read("watch", undefined)),
     changes: (after, since, store, limit) =>
       sql.withTransaction(changesOf(after, since, store, limit)).pipe(read("watch", store)),
     snapshot: (store, ranges) =>
@@ -198,7 +201,7 @@ const makePrimitives = (
               )
               for (const row of found) rows.push([row.key, row.value, Number(row.version)])
             }
-            const head = Number((yield* query<{ readonly head: number | bigint }>(Sql.head, []))[0]!.head)
+            const head = yield* readHead
             return { rows, head }
           })
         )
@@ -275,7 +278,7 @@ const makePrimitives = (
     },
     deleteMany: (store, keys) =>
       sql
-        .withTransaction(Effect.zipRight(lock, removeKeys(store, keys, nextVersion)))
+        .withTransaction(Effect.zipRight(lock, removeKeys(store, keys)))
         .pipe(write(keys.length === 1 ? "remove" : "deleteMany", store)),
     clear: (store) =>
       sql
@@ -368,13 +371,12 @@ export const layerSql = (options?: SqlOptions): Layer.Layer<Storage, DatabaseErr
       // Watchers poll the log's head through the client while they watch (waiting, like any query, while a
       // transaction holds the connection).
       const runPromise = Runtime.runPromise(yield* Effect.runtime<never>())
-      const feed = new Notifier(() =>
-        runPromise(sql.unsafe(Sql.head, [])).then((rows) => Number((rows[0] as { head: number }).head))
-      )
+      const feed = new Notifier(() => runPromise(primitives.head()))
+      const primitives = makePrimitives(sql, sharedVersion, history, feed)
       return make({
         _tag: "Effect",
         feed,
-        primitives: makePrimitives(sql, sharedVersion, history, feed),
+        primitives,
         withTransaction: (self) =>
           Effect.flatMap(FiberRef.get(sharedVersion), (parent) => {
             // A savepoint inside a transaction starts with its parent's version, and gives it to its parent when

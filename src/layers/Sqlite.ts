@@ -30,7 +30,15 @@ import {
   weigh
 } from "../internal/backend.js"
 import { openFailure, readFailure, sqliteCodeOf, writeFailure } from "../internal/failure.js"
-import { dueForTrim, type History, type HistoryOptions, historyOf, Notifier, trimCut } from "../internal/feed.js"
+import {
+  dueForTrim,
+  type History,
+  type HistoryOptions,
+  historyOf,
+  Notifier,
+  oldEnough,
+  trimCandidate
+} from "../internal/feed.js"
 import { quote } from "../internal/quote.js"
 import {
   CHUNK,
@@ -248,31 +256,21 @@ const makePrimitives = (db: Database.Database, history: History): SyncPrimitives
   const logChange = prepare(Sql.logChanges(1))
   const head = prepare(Sql.head).pluck()
   const origin = prepare(Sql.origin).raw()
-  const recordAt = prepare(Sql.record).raw()
+  const recordAt = prepare(Sql.recordAt).pluck()
   const trimBefore = prepare(Sql.trimBefore)
   const makeOrigin = prepare(Sql.makeOrigin)
-  const changesOf = [prepare(Sql.changes(false)).raw(), prepare(Sql.changes(true)).raw()] as const
-  // IN-list statements are prepared once per list length and kept: lengths are at most CHUNK.
-  const inLists = new Map<string, Statement>()
-  const inList = (kind: "selectIn" | "deleteIn", length: number): Statement => {
+  const changesOf = [prepare(Sql.changes.all).raw(), prepare(Sql.changes.byStore).raw()] as const
+  // Statements of a list of keys (IN lists) or of rows (multi-row writes) are prepared once per length and kept:
+  // lengths are at most CHUNK.
+  const sizedStatements = new Map<string, Statement>()
+  const sized = (kind: "selectIn" | "deleteIn" | "upsert" | "logChanges", length: number): Statement => {
     const id = `${kind}:${length}`
-    let statement = inLists.get(id)
+    let statement = sizedStatements.get(id)
     if (statement === undefined) {
       statement = prepare(Sql[kind](length))
       if (kind === "selectIn") statement.raw()
-      else statement.pluck()
-      inLists.set(id, statement)
-    }
-    return statement
-  }
-  // Multi-row writes, prepared once per row count and kept: counts are at most CHUNK.
-  const multiRows = new Map<string, Statement>()
-  const multiRow = (kind: "upsert" | "logChanges", rows: number): Statement => {
-    const id = `${kind}:${rows}`
-    let statement = multiRows.get(id)
-    if (statement === undefined) {
-      statement = prepare(Sql[kind](rows))
-      multiRows.set(id, statement)
+      else if (kind === "deleteIn") statement.pluck()
+      sizedStatements.set(id, statement)
     }
     return statement
   }
@@ -334,11 +332,8 @@ const makePrimitives = (db: Database.Database, history: History): SyncPrimitives
       const result = body(...args)
       if (firstSeq !== 0 && dueForTrim(history, firstSeq, lastSeq)) {
         const [originSeq] = origin.get() as [number, number]
-        const cut = trimCut(history, originSeq, lastSeq, Date.now(), (seq) => {
-          const row = recordAt.get(seq) as [number, number] | undefined
-          return row?.[1]
-        })
-        if (cut !== undefined) {
+        const cut = trimCandidate(history, originSeq, lastSeq)
+        if (cut !== undefined && oldEnough(history, recordAt.get(cut) as number | undefined, Date.now())) {
           trimBefore.run(cut)
           makeOrigin.run(cut)
         }
@@ -395,8 +390,8 @@ const makePrimitives = (db: Database.Database, history: History): SyncPrimitives
         upserts.push(store, key, text, now, now, version)
         records.push(version, now, Kind.Set, store, key, text)
       }
-      multiRow("upsert", chunk.length).run(...upserts)
-      lastSeq = Number(multiRow("logChanges", chunk.length).run(...records).lastInsertRowid)
+      sized("upsert", chunk.length).run(...upserts)
+      lastSeq = Number(sized("logChanges", chunk.length).run(...records).lastInsertRowid)
       if (firstSeq === 0) firstSeq = lastSeq - chunk.length + 1
     }
     return version
@@ -407,7 +402,7 @@ const makePrimitives = (db: Database.Database, history: History): SyncPrimitives
     let removed = 0
     const now = Date.now()
     for (const chunk of chunks(keys)) {
-      for (const key of inList("deleteIn", chunk.length).all(store, ...chunk) as Array<string>) {
+      for (const key of sized("deleteIn", chunk.length).all(store, ...chunk) as Array<string>) {
         version ??= takeVersion()
         record(version, now, Kind.Remove, store, key, null)
         removed++
@@ -425,7 +420,7 @@ const makePrimitives = (db: Database.Database, history: History): SyncPrimitives
   const readChunks = db.transaction((store: string, keys: ReadonlyArray<string>) => {
     const rows: Array<Row> = []
     for (const chunk of chunks(keys)) {
-      for (const row of inList("selectIn", chunk.length).all(store, ...chunk)) rows.push(row as Row)
+      for (const row of sized("selectIn", chunk.length).all(store, ...chunk)) rows.push(row as Row)
     }
     return rows
   })
@@ -448,7 +443,7 @@ const makePrimitives = (db: Database.Database, history: History): SyncPrimitives
     const now = Date.now()
     for (const [store, key, text] of writes) {
       if (text === undefined) {
-        if (inList("deleteIn", 1).get(store, key) !== undefined) record(version, now, Kind.Remove, store, key, null)
+        if (sized("deleteIn", 1).get(store, key) !== undefined) record(version, now, Kind.Remove, store, key, null)
       } else {
         upsert.run(store, key, text, now, now, version)
         record(version, now, Kind.Set, store, key, text)
@@ -508,7 +503,7 @@ const makePrimitives = (db: Database.Database, history: History): SyncPrimitives
     getMany: (store, keys) =>
       read("getMany", store, () =>
         keys.length <= CHUNK
-          ? (inList("selectIn", keys.length).all(store, ...keys) as Array<Row>)
+          ? (sized("selectIn", keys.length).all(store, ...keys) as Array<Row>)
           : readChunks(store, keys)
       ),
     has: (store, key) => read("has", store, () => has.get(store, key) !== undefined),
