@@ -22,6 +22,7 @@ export {
   type RemoveError,
   type Selector,
   type SetManyEntries,
+  type SetOptions,
   Storage,
   type StorageService,
   type StoredEntry,

@@ -24,6 +24,7 @@ import {
   type StorageError
 } from "./errors/StorageError.js"
 import type { Primitives, Row, SyncPrimitives } from "./internal/backend.js"
+import { SWEEP_INTERVAL, sweepDelay } from "./internal/expiry.js"
 import { resolveHistory } from "./internal/feed.js"
 import { checkKey, resolveStore } from "./internal/validate.js"
 import { type Durability, makeSqlitePrimitives } from "./layers/Sqlite.js"
@@ -90,8 +91,9 @@ export interface Page<T = Json> {
 }
 
 /**
- * An entry with its metadata: when its key was created (kept across overwrites) and last written, in milliseconds
- * since the epoch, and the version of its last write (an opaque string; later writes have greater versions).
+ * An entry with its metadata: when its key was created (kept across overwrites) and last written, and when it
+ * expires (`null`: never), in milliseconds since the epoch; and the version of its last write (an opaque string;
+ * later writes have greater versions).
  *
  * @since 0.2.0
  */
@@ -99,6 +101,20 @@ export interface StoredEntry<T = Json> extends Entry<T> {
   createdAt: number
   updatedAt: number
   version: string
+  /** @since 0.4.0 */
+  expiresAt: number | null
+}
+
+/**
+ * The options of `set` and `setMany`: the store, and `expireIn`, the milliseconds after which the written entries
+ * expire (a positive, finite number). An expired entry reads as absent at once and is deleted in the background. A
+ * write without `expireIn` stores entries that never expire (overwriting an expiring entry removes its expiry).
+ * Any other option name (a `ttl`, say) is refused with 9004.
+ *
+ * @since 0.4.0
+ */
+export interface SetOptions extends StoreOptions {
+  readonly expireIn?: number | undefined
 }
 
 /**
@@ -130,7 +146,8 @@ export interface OpenOptions {
  */
 export interface StorageApi {
   get<T = Json>(key: string, options?: StoreOptions): Promise<T | null>
-  set<T>(key: string, value: T, options?: StoreOptions): Promise<void>
+  /** Stores a value; with `{ expireIn: ms }` it expires that long after the write. */
+  set<T>(key: string, value: T, options?: SetOptions): Promise<void>
   remove(key: string, options?: StoreOptions): Promise<boolean>
   clear(options?: StoreOptions): Promise<void>
   /** The keys of a store, or of the keys a selector selects, in code point order. */
@@ -190,22 +207,23 @@ export interface StorageApi {
     options?: OnChangeOptions
   ): () => void
   getMany<T = Json>(keys: Iterable<string>, options?: StoreOptions): Promise<Map<string, T>>
-  setMany(entries: SetManyEntries, options?: StoreOptions): Promise<void>
+  setMany(entries: SetManyEntries, options?: SetOptions): Promise<void>
   deleteMany(keys: Iterable<string>, options?: StoreOptions): Promise<number>
   size(options?: StoreOptions): Promise<number>
   /**
-   * Atomically replaces a value with `f(current)` and returns the new value; across processes too. An absent key
-   * rejects with `NotFound` (9001) unless `options.default` is given.
+   * Atomically replaces a value with `f(current)` and returns the new value; across processes too. An absent (or
+   * expired) key rejects with `NotFound` (9001) unless `options.default` is given. The entry keeps its expiry unless
+   * `expireIn` gives a new one.
    */
   update<T = Json>(key: string, f: (current: T) => T, options?: UpdateOptions<T>): Promise<T>
 }
 
 /**
- * The options of `update`: the store, and the value `f` receives when the key is absent.
+ * The options of `update`: the store, the value `f` receives when the key is absent, and a new `expireIn`.
  *
  * @since 0.1.0
  */
-export interface UpdateOptions<T = Json> extends StoreOptions {
+export interface UpdateOptions<T = Json> extends SetOptions {
   readonly default?: T
 }
 
@@ -626,6 +644,7 @@ export const open = (options: OpenOptions): StorageClient => {
       if (Exit.isSuccess(exit)) {
         ready = exit.value
         drain()
+        sweepAfter(0)
         return runtime
       }
       // A failed open is not kept: the next call tries again (the lock may be gone, the disk freed).
@@ -680,6 +699,22 @@ export const open = (options: OpenOptions): StorageClient => {
     )
   }
   const reads = makeReadBatcher(filename, () => (closed === undefined ? available() : undefined))
+  // The sweeper of expired entries, as the Effect layers run it (see `sweepDelay`), on a timer that never keeps the
+  // process alive. Each sweep is a call like any other: it waits for a transaction in progress.
+  let sweepTimer: ReturnType<typeof setTimeout> | undefined
+  const sweepAfter = (delay: number): void => {
+    if (closed !== undefined) return
+    sweepTimer = setTimeout(sweep, delay)
+    sweepTimer.unref()
+  }
+  const sweep = (): void => {
+    sweepTimer = undefined
+    if (closed !== undefined) return
+    run(() => begin("sweep")).then(
+      (swept) => sweepAfter(sweepDelay(swept, Date.now())),
+      () => sweepAfter(SWEEP_INTERVAL)
+    )
+  }
   // The watches of this client: ended when it closes.
   const watches = new Set<WatchIterator<unknown>>()
   const watch = <T>(selector?: WatchSelector, options?: WatchOptions): AsyncIterableIterator<Change<T>> => {
@@ -692,6 +727,7 @@ export const open = (options: OpenOptions): StorageClient => {
   }
   const close = (): Promise<void> => {
     if (closed !== undefined) return closed
+    clearTimeout(sweepTimer)
     for (const iterator of [...watches]) void iterator.return()
     // Calls made before close() complete: gets already batched are answered now, calls still waiting for the
     // connection (or for a transaction) run when it is free, a transaction runs to its end, and only then is the
@@ -793,7 +829,7 @@ export function get<T = Json>(key: string, options?: StoreOptions): Promise<T | 
   return withDefault((client) => client.get<T>(key, options))
 }
 /** Stores a JSON value, inserting or overwriting. @since 0.1.0 */
-export function set<T>(key: string, value: T, options?: StoreOptions): Promise<void> {
+export function set<T>(key: string, value: T, options?: SetOptions): Promise<void> {
   return withDefault((client) => client.set(key, value, options))
 }
 /** Removes a key; `true` when it existed. @since 0.1.0 */
@@ -871,7 +907,7 @@ export function getMany<T = Json>(keys: Iterable<string>, options?: StoreOptions
   return withDefault((client) => client.getMany<T>(keys, options))
 }
 /** Stores many values: all of them or none. @since 0.1.0 */
-export function setMany(entries: SetManyEntries, options?: StoreOptions): Promise<void> {
+export function setMany(entries: SetManyEntries, options?: SetOptions): Promise<void> {
   return withDefault((client) => client.setMany(entries, options))
 }
 /** Removes many keys, all or none; returns how many existed. @since 0.1.0 */

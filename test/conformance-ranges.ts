@@ -18,6 +18,7 @@ import {
   StorageErrorCode,
   type StorageService
 } from "../src/index.js"
+import type { TestTime } from "./support.js"
 
 /** Code point order, written independently of the library's: compare the arrays of code points. */
 const byCodePoint = (a: string, b: string): number => {
@@ -118,7 +119,12 @@ const allPages = (storage: StorageService, options: PageOptions) =>
     return pages
   })
 
-export const rangeCases = (name: string, it: Vitest.MethodsNonLive<Storage>, freshStore: () => string): void => {
+export const rangeCases = (
+  name: string,
+  it: Vitest.MethodsNonLive<Storage>,
+  freshStore: () => string,
+  time: TestTime
+): void => {
   it.effect(`${name}: keys, entries, list, count and page select the same keys as a plain filter`, () =>
     Effect.gen(function* () {
       const storage = yield* Storage
@@ -330,7 +336,7 @@ export const rangeCases = (name: string, it: Vitest.MethodsNonLive<Storage>, fre
       const storage = yield* Storage
       const store = freshStore()
       expect(yield* storage.getEntry("absent", { store })).toEqual(Option.none())
-      const before = Date.now()
+      const before = yield* time.now
       yield* storage.set("k", { v: 1 }, { store })
       const first = Option.getOrThrow(yield* storage.getEntry("k", { store }))
       expect(first).toEqual({
@@ -338,31 +344,27 @@ export const rangeCases = (name: string, it: Vitest.MethodsNonLive<Storage>, fre
         value: { v: 1 },
         createdAt: first.createdAt,
         updatedAt: first.createdAt,
-        version: first.version
+        version: first.version,
+        expiresAt: null
       })
       expect(first.createdAt).toBeGreaterThanOrEqual(before)
-      expect(first.createdAt).toBeLessThanOrEqual(Date.now())
-      // Wait for the clock to move on, then overwrite.
-      const tick = Date.now()
-      while (Date.now() <= tick + 1) {
-        /* a millisecond or two */
-      }
+      expect(first.createdAt).toBeLessThanOrEqual(yield* time.now)
+      yield* time.advance(5)
       yield* storage.setMany({ k: [2] }, { store })
       const second = Option.getOrThrow(yield* storage.getEntry("k", { store }))
       expect(second.value).toEqual([2])
       expect(second.createdAt).toBe(first.createdAt)
-      expect(second.updatedAt).toBeGreaterThan(first.updatedAt)
+      expect(second.updatedAt).toBeGreaterThanOrEqual(first.updatedAt + 5)
       yield* storage.update("k", () => null, { store })
       const third = Option.getOrThrow(yield* storage.getEntry("k", { store }))
       expect(third).toMatchObject({ key: "k", value: null, createdAt: first.createdAt })
       // Removed and set again: a new key, created anew.
       yield* storage.remove("k", { store })
-      const tock = Date.now()
-      while (Date.now() <= tock + 1) {
-        /* a millisecond or two */
-      }
+      yield* time.advance(5)
       yield* storage.set("k", "again", { store })
-      expect(Option.getOrThrow(yield* storage.getEntry("k", { store })).createdAt).toBeGreaterThan(first.createdAt)
+      expect(Option.getOrThrow(yield* storage.getEntry("k", { store })).createdAt).toBeGreaterThanOrEqual(
+        first.createdAt + 10
+      )
       const bad = yield* Effect.flip(storage.getEntry(7 as never, { store }))
       expect(bad.code).toBe(StorageErrorCode.InvalidKey)
     })

@@ -19,10 +19,12 @@ import {
 } from "../src/index.js"
 import { atomicCases } from "./conformance-atomic.js"
 import { binaryCases } from "./conformance-binary.js"
+import { expiryCases } from "./conformance-expiry.js"
 import { rangeCases } from "./conformance-ranges.js"
 import { transactionCases } from "./conformance-transaction.js"
 import { typedCases } from "./conformance-typed.js"
 import { type WithHistory, watchCases } from "./conformance-watch.js"
+import { type TestTime, testClock } from "./support.js"
 
 let storeCounter = 0
 /** A store name no other test uses. */
@@ -113,9 +115,19 @@ export const invalidNames: ReadonlyArray<readonly [string, unknown, string]> = [
   ["a lone low surrogate", "\uDC00", "surrogate"]
 ]
 
-export const conformance = (name: string, layer: Layer.Layer<Storage, unknown>, withHistory: WithHistory): void =>
+/**
+ * Runs the suite on a layer. `time` is the clock its writes and expiry run on, as the tests move it: `TestClock`
+ * for the layers, the system clock for the Promise API.
+ */
+export const conformance = (
+  name: string,
+  layer: Layer.Layer<Storage, unknown>,
+  withHistory: WithHistory,
+  time: TestTime = testClock
+): void =>
   it.layer(layer, { timeout: "60 seconds" })(name, (it) => {
-    rangeCases("ranges", it, freshStore)
+    rangeCases("ranges", it, freshStore, time)
+    expiryCases("expiry", it, freshStore, time)
     atomicCases("atomic", it, freshStore)
     transactionCases("transaction", it, freshStore)
     watchCases("watch", it, freshStore, withHistory)

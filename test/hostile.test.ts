@@ -196,6 +196,7 @@ it("the schema is unchanged by all of that", () => {
   expect(schema).toEqual([
     { type: "table", name: "runtime_storage", tbl_name: "runtime_storage" },
     { type: "table", name: "runtime_storage_changes", tbl_name: "runtime_storage_changes" },
+    { type: "index", name: "runtime_storage_expiry", tbl_name: "runtime_storage" },
     { type: "index", name: "runtime_storage_key", tbl_name: "runtime_storage" },
     { type: "table", name: "runtime_storage_migrations", tbl_name: "runtime_storage_migrations" }
   ])

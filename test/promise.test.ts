@@ -18,7 +18,7 @@ import {
 } from "../src/index.js"
 import * as storage from "../src/promise.js"
 import { conformance } from "./conformance.js"
-import { tempDir } from "./support.js"
+import { systemTime, tempDir } from "./support.js"
 
 const dir = tempDir()
 let fileCounter = 0
@@ -51,7 +51,8 @@ const adapt = (client: storage.StorageApi): StorageService => {
                 (present) => (present ? Option.some(null) : Option.none())
               )
       ),
-    set: (key, value, options) => call(() => client.set(key, value, options)),
+    // The Promise API types expireIn as milliseconds; it takes the Effect API's Durations too.
+    set: (key, value, options) => call(() => client.set(key, value, options as storage.SetOptions)),
     remove: (key, options) => call(() => client.remove(key, options)),
     clear: (options) => call(() => client.clear(options)),
     keys: (selector) => call(() => client.keys(selector)),
@@ -78,10 +79,11 @@ const adapt = (client: storage.StorageApi): StorageService => {
         Option.fromNullable
       ),
     getMany: (keys, options) => call(() => client.getMany(keys, options)),
-    setMany: (entries, options) => call(() => client.setMany(entries, options)),
+    setMany: (entries, options) => call(() => client.setMany(entries, options as storage.SetOptions)),
     deleteMany: (keys, options) => call(() => client.deleteMany(keys, options)),
     size: (options) => call(() => client.size(options)),
-    update: (key, f, options) => call(() => client.update(key, f as (current: unknown) => never, options))
+    update: (key, f, options) =>
+      call(() => client.update(key, f as (current: unknown) => never, options as storage.UpdateOptions<unknown>))
   } as StorageService
 }
 
@@ -95,7 +97,7 @@ const clientLayer = (options: Omit<storage.OpenOptions, "filename"> = {}) =>
     ).pipe(Effect.map(adapt))
   )
 
-conformance("the Promise API (open)", clientLayer(), (history) => clientLayer({ history }))
+conformance("the Promise API (open)", clientLayer(), (history) => clientLayer({ history }), systemTime())
 
 describe("open()", () => {
   it("rejects with the tagged error itself, never a FiberFailure, and never throws before the promise", async () => {

@@ -7,6 +7,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
+import * as TestClock from "effect/TestClock"
 import {
   DatabaseError,
   layerSql,
@@ -81,26 +82,42 @@ describe("layerSqlite on a file", () => {
   it.effect("runs its migrations once: building the layer again is a no-op", () =>
     Effect.gen(function* () {
       const filename = freshFile()
+      yield* TestClock.setTime(1234)
       yield* withStorage(layerSqlite({ filename }), (storage) => storage.set("k", 1))
       yield* withStorage(layerSqlite({ filename }), (storage) => storage.set("k", 2))
       const db = raw(filename)
       expect(db.prepare("SELECT migration_id, name FROM runtime_storage_migrations").all()).toEqual([
         { migration_id: 1, name: "create_runtime_storage" },
         { migration_id: 2, name: "rowid_table_key_index_versions" },
-        { migration_id: 3, name: "change_log" }
+        { migration_id: 3, name: "change_log" },
+        { migration_id: 4, name: "expiry" }
       ])
       const table = db.prepare("SELECT sql FROM sqlite_schema WHERE name = 'runtime_storage'").pluck().get()
       // Schema 2: a rowid table (a large value no longer slows the other keys), keyed by a unique index.
       expect(table).not.toMatch(/WITHOUT ROWID/)
-      expect(db.prepare("PRAGMA index_list(runtime_storage)").all()).toMatchObject([
-        { name: "runtime_storage_key", unique: 1 }
+      // Schema 4: the entries that expire in an index of their own, partial: the others are not in it.
+      expect(
+        db.prepare("SELECT name, \"unique\", partial FROM pragma_index_list('runtime_storage') ORDER BY name").all()
+      ).toEqual([
+        { name: "runtime_storage_expiry", unique: 0, partial: 1 },
+        { name: "runtime_storage_key", unique: 1, partial: 0 }
+      ])
+      // expires_at comes before the value, so reading it never walks a large value's overflow pages.
+      expect(db.prepare("SELECT name FROM pragma_table_info('runtime_storage')").pluck().all()).toEqual([
+        "id",
+        "store",
+        "key",
+        "version",
+        "created_at",
+        "updated_at",
+        "expires_at",
+        "value"
       ])
       const row = db.prepare("SELECT created_at, updated_at FROM runtime_storage WHERE key = 'k'").get() as {
         created_at: number
         updated_at: number
       }
-      expect(row.created_at).toBeGreaterThan(0)
-      expect(row.updated_at).toBeGreaterThanOrEqual(row.created_at)
+      expect(row).toEqual({ created_at: 1234, updated_at: 1234 })
       db.close()
     })
   )
@@ -108,16 +125,15 @@ describe("layerSqlite on a file", () => {
   it.effect("created_at is kept and updated_at moves on an overwrite", () =>
     Effect.gen(function* () {
       const filename = freshFile()
+      // Time is the Clock's (a TestClock here).
+      yield* TestClock.setTime(1000)
       yield* withStorage(layerSqlite({ filename }), (storage) => storage.set("k", 1))
-      const db = raw(filename)
-      db.prepare("UPDATE runtime_storage SET created_at = 1000, updated_at = 1000").run()
-      db.close()
+      yield* TestClock.setTime(5000)
       yield* withStorage(layerSqlite({ filename }), (storage) => storage.setMany({ k: 2, other: 3 }))
       const check = raw(filename)
       const row = check.prepare("SELECT created_at, updated_at FROM runtime_storage WHERE key = 'k'").get()
       check.close()
-      expect(row).toMatchObject({ created_at: 1000 })
-      expect((row as { updated_at: number }).updated_at).toBeGreaterThan(1000)
+      expect(row).toEqual({ created_at: 1000, updated_at: 5000 })
     })
   )
 

@@ -9,6 +9,7 @@
  */
 import type * as Effect from "effect/Effect"
 import type { StorageError } from "../errors/StorageError.js"
+import type { Swept } from "./expiry.js"
 import type { Notifier } from "./feed.js"
 import type { Kind } from "./schema.js"
 import type { Range } from "./selector.js"
@@ -22,10 +23,16 @@ export type Stored = string | Uint8Array
 export type Row = readonly [key: string, text: Stored]
 
 /**
- * A stored value with its metadata: its JSON text, when it was created and last written (ms since the epoch), and
- * the version of its last write.
+ * A stored value with its metadata: its JSON text, when it was created and last written (ms since the epoch), the
+ * version of its last write, and when it expires (`null`: never).
  */
-export type MetaRow = readonly [text: Stored, createdAt: number, updatedAt: number, version: number]
+export type MetaRow = readonly [
+  text: Stored,
+  createdAt: number,
+  updatedAt: number,
+  version: number,
+  expiresAt: number | null
+]
 
 /**
  * What a row weighs against the byte budget of a `scan`: the length of its key and text. Every backend and the
@@ -36,8 +43,11 @@ export const weigh = (row: Row): number => row[0].length + row[1].length
 /** A check of an atomic commit: the key's version must be this one (`null`: the key must be absent). */
 export type Check = readonly [store: string, key: string, version: number | null]
 
-/** A write of an atomic commit: the JSON text to store, or `undefined` to remove the key. */
-export type Write = readonly [store: string, key: string, text: Stored | undefined]
+/**
+ * A write of an atomic commit: the JSON text to store (with when it expires, `null`: never), or `undefined` to remove
+ * the key.
+ */
+export type Write = readonly [store: string, key: string, text: Stored | undefined, expiresAt: number | null]
 
 /**
  * A record of the change log: its place in the log, the version of the write that made it, what it records, and
@@ -85,49 +95,68 @@ export interface Snapshot {
   readonly head: number
 }
 
-/** The primitives, in their synchronous form. They throw `ReadFailed`, `WriteFailed` or `DatabaseError`. */
+/**
+ * The primitives, in their synchronous form. They throw `ReadFailed`, `WriteFailed` or `DatabaseError`.
+ *
+ * `now` is the current time (ms since the epoch, from the caller's clock): the time a write records, and the time
+ * that tells which entries have expired. An expired entry is absent to every primitive, whether or not it has been
+ * deleted yet; a write that meets one deletes it (overwriting it creates the key anew).
+ */
 export interface Primitives {
   /** The JSON text of a key, or `undefined`. */
-  readonly get: (store: string, key: string) => Stored | undefined
+  readonly get: (store: string, key: string, now: number) => Stored | undefined
   /** The rows of the given (distinct) keys that exist, in any order. */
-  readonly getMany: (store: string, keys: ReadonlyArray<string>) => ReadonlyArray<Row>
-  readonly has: (store: string, key: string) => boolean
-  /** The JSON text of a key with its timestamps, or `undefined`. */
-  readonly getEntry: (store: string, key: string) => MetaRow | undefined
+  readonly getMany: (store: string, keys: ReadonlyArray<string>, now: number) => ReadonlyArray<Row>
+  readonly has: (store: string, key: string, now: number) => boolean
+  /** The JSON text of a key with its metadata, or `undefined`. */
+  readonly getEntry: (store: string, key: string, now: number) => MetaRow | undefined
   /** The keys of the range, in its order, at most its limit. */
-  readonly scanKeys: (store: string, range: Range) => ReadonlyArray<string>
+  readonly scanKeys: (store: string, range: Range, now: number) => ReadonlyArray<string>
   /**
    * The rows of the range, in its order, at most its limit. A synchronous backend also stops after the row that
    * brings the summed {@link weigh}t to `maxBytes` or more (an effectful one may return the whole limit).
    */
-  readonly scan: (store: string, range: Range, maxBytes: number) => ReadonlyArray<Row>
+  readonly scan: (store: string, range: Range, maxBytes: number, now: number) => ReadonlyArray<Row>
   /** How many keys the range holds (at most its limit). */
-  readonly count: (store: string, range: Range) => number
+  readonly count: (store: string, range: Range, now: number) => number
   /** Total UTF-8 bytes of the stored JSON texts of the store. */
-  readonly size: (store: string) => number
+  readonly size: (store: string, now: number) => number
   /**
-   * Inserts or overwrites the rows (distinct keys): all of them or, on failure, none, in one transaction that gives
-   * them all the next version (which it returns), and records each change in the change log.
+   * Inserts or overwrites the rows (distinct keys), expiring at `expiresAt` (`null`: never): all of them or, on
+   * failure, none, in one transaction that gives them all the next version (which it returns), and records each
+   * change in the change log.
    */
-  readonly setMany: (store: string, rows: ReadonlyArray<Row>) => number
+  readonly setMany: (store: string, rows: ReadonlyArray<Row>, now: number, expiresAt: number | null) => number
   /**
    * Removes the (distinct) keys, all or none, and returns how many existed. The keys that existed take the next
-   * version in the change log (none is taken when no key existed).
+   * version in the change log (none is taken when no key existed); expired ones are recorded as expired.
    */
-  readonly deleteMany: (store: string, keys: ReadonlyArray<string>) => number
-  readonly clear: (store: string) => void
+  readonly deleteMany: (store: string, keys: ReadonlyArray<string>, now: number) => number
+  readonly clear: (store: string, now: number) => void
   /**
-   * Reads a key and writes what `f` makes of its text, in one transaction that holds the write lock from its
-   * start, so no other writer can come in between, and gives the row the next version. When `f` returns an error
-   * instead of a text, nothing is written (and no version is taken) and the error is the failure. Returns the
-   * written text.
+   * Reads a key and writes what `f` makes of its text, in one transaction that holds the write lock from its start,
+   * so no other writer can come in between, and gives the row the next version. The row expires at `expiresAt`, or
+   * (`undefined`) keeps its own expiry (a row the update creates never expires). When `f` returns an error instead
+   * of a text, nothing is written (and no version is taken) and the error is the failure. Returns the written text.
    */
-  readonly update: (store: string, key: string, f: (text: Stored | undefined) => Stored | StorageError) => Stored
+  readonly update: (
+    store: string,
+    key: string,
+    f: (text: Stored | undefined) => Stored | StorageError,
+    now: number,
+    expiresAt: number | undefined
+  ) => Stored
   /**
    * An atomic commit, in one transaction that holds the write lock from its start: when every check holds, the
    * writes (in order) with the next version, which it returns; otherwise nothing, and `undefined`.
    */
-  readonly commit: (checks: ReadonlyArray<Check>, writes: ReadonlyArray<Write>) => number | undefined
+  readonly commit: (checks: ReadonlyArray<Check>, writes: ReadonlyArray<Write>, now: number) => number | undefined
+  /**
+   * Deletes at most `limit` entries (of any store) that have expired at `now`, the longest expired first, recording
+   * each in the change log, in one short transaction (none when nothing has expired); returns how many it deleted
+   * and when the next remaining entry expires.
+   */
+  readonly expire: (now: number, limit: number) => Swept
   /** The seq of the last record of the change log: it moves whenever any connection commits a change. */
   readonly head: () => number
   /**
@@ -136,7 +165,7 @@ export interface Primitives {
    */
   readonly changes: (after: number, since: number, store: string | undefined, limit: number) => ChangeBatch
   /** The entries of the ranges of a store (each in its order, with its limit) and the log's head, as one snapshot. */
-  readonly snapshot: (store: string, ranges: ReadonlyArray<Range>) => Snapshot
+  readonly snapshot: (store: string, ranges: ReadonlyArray<Range>, now: number) => Snapshot
 }
 
 /**

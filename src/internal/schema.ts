@@ -15,10 +15,13 @@ export const CHANGES_TABLE = "runtime_storage_changes"
 
 /**
  * The kinds of change records. `Origin` is the first record of the log: it marks where the kept history starts (the
- * changes before it were trimmed or happened before the log existed) and takes no part in the feed.
+ * changes before it were trimmed or happened before the log existed) and takes no part in the feed. `Expire` is the
+ * deletion of an entry that had expired (by the sweeper, or by a write that met it).
  */
-export const Kind = { Origin: 0, Set: 1, Remove: 2, Clear: 3 } as const
+export const Kind = { Origin: 0, Set: 1, Remove: 2, Clear: 3, Expire: 4 } as const
 export type Kind = (typeof Kind)[keyof typeof Kind]
+/** The index of the entries that expire, in the order they do (schema 4). */
+export const EXPIRY_INDEX = `${TABLE}_expiry`
 /** This library's own migrations table. */
 export const MIGRATIONS_TABLE = "runtime_storage_migrations"
 
@@ -109,6 +112,32 @@ export const migrations: ReadonlyArray<Migration> = [
           ${Kind.Origin} FROM ${CLOCK_TABLE}`,
       `DROP TABLE ${CLOCK_TABLE}`
     ]
+  },
+  {
+    // 0.4.0: expiring entries. `expires_at` (ms since the epoch, NULL: never) sits before `value`, so reading it never
+    // walks a large value's overflow pages; the table is rebuilt for that (ADD COLUMN would put it last), in the
+    // migration's one transaction. A partial index holds only the entries that expire, in the order they do: the
+    // sweeper finds the expired ones without reading the others, and an entry without expiry costs no index write.
+    id: 4,
+    name: "expiry",
+    statements: [
+      `CREATE TABLE ${TABLE}_v4 (
+        id INTEGER PRIMARY KEY,
+        store TEXT NOT NULL,
+        key TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        expires_at INTEGER,
+        value TEXT NOT NULL
+      )`,
+      `INSERT INTO ${TABLE}_v4 (id, store, key, version, created_at, updated_at, expires_at, value)
+        SELECT id, store, key, version, created_at, updated_at, NULL, value FROM ${TABLE} ORDER BY id`,
+      `DROP TABLE ${TABLE}`,
+      `ALTER TABLE ${TABLE}_v4 RENAME TO ${TABLE}`,
+      `CREATE UNIQUE INDEX ${TABLE}_key ON ${TABLE} (store, key)`,
+      `CREATE INDEX ${EXPIRY_INDEX} ON ${TABLE} (expires_at, store, key) WHERE expires_at IS NOT NULL`
+    ]
   }
 ]
 
@@ -120,23 +149,30 @@ const placeholders = (count: number, group: string): string => Array.from({ leng
 const changesSql = (byStore: boolean): string =>
   `SELECT seq, version, kind, store, key, value FROM ${CHANGES_TABLE} WHERE seq > ? AND seq <= ? AND version > ?${byStore ? " AND store = ?" : ""} AND kind > ${Kind.Origin} ORDER BY seq LIMIT ?`
 
+/**
+ * The condition of an entry that has not expired, for a `?` bound to the current time. Every read of entries has it:
+ * an expired entry is absent, whether or not it has been deleted yet.
+ */
+const LIVE = "(expires_at IS NULL OR expires_at > ?)"
+
 /** What a range statement reads. */
 export type RangeRead = "keys" | "entries" | "count" | "versioned"
 
-/** The statements of the SQL backends. `?` parameters, in the order noted. */
+/**
+ * The statements of the SQL backends. `?` parameters, in the order noted; `now` is the current time (ms since the
+ * epoch), which tells which entries have expired.
+ */
 export const Sql = {
-  /** (store, key) → value */
-  get: `SELECT value FROM ${TABLE} WHERE store = ? AND key = ?`,
-  /** (store, key) → one row when present */
-  has: `SELECT 1 AS present FROM ${TABLE} WHERE store = ? AND key = ?`,
-  /** (store) → one row when the store holds any key */
+  /** (store, key, now) → value */
+  get: `SELECT value FROM ${TABLE} WHERE store = ? AND key = ? AND ${LIVE}`,
+  /** (store, key, now) → one row when present */
+  has: `SELECT 1 AS present FROM ${TABLE} WHERE store = ? AND key = ? AND ${LIVE}`,
+  /** (store) → one row when the store holds any row (expired or not) */
   anyKey: `SELECT 1 AS present FROM ${TABLE} WHERE store = ? LIMIT 1`,
-  /** (store, key) → version */
-  versionOf: `SELECT version FROM ${TABLE} WHERE store = ? AND key = ?`,
-  /** (store, key) */
-  deleteOne: `DELETE FROM ${TABLE} WHERE store = ? AND key = ?`,
-  /** (store, key) → value, created_at, updated_at, version */
-  getEntry: `SELECT value, created_at, updated_at, version FROM ${TABLE} WHERE store = ? AND key = ?`,
+  /** (store, key, now) → version */
+  versionOf: `SELECT version FROM ${TABLE} WHERE store = ? AND key = ? AND ${LIVE}`,
+  /** (store, key, now) → value, created_at, updated_at, version, expires_at */
+  getEntry: `SELECT value, created_at, updated_at, version, expires_at FROM ${TABLE} WHERE store = ? AND key = ? AND ${LIVE}`,
   /** () → the version of the next write: the seq its first change record will take (run it holding the write lock) */
   nextVersion: `SELECT COALESCE(MAX(seq), 0) + 1 AS version FROM ${CHANGES_TABLE}`,
   /** (version, at, kind, store, key, value) per record: appends change records */
@@ -161,40 +197,53 @@ export const Sql = {
   /** (seq): turns a record into the origin of the log, keeping its version (the newest change no longer held) */
   makeOrigin: `UPDATE ${CHANGES_TABLE} SET kind = ${Kind.Origin}, store = NULL, key = NULL, value = NULL WHERE seq = ?`,
   /**
-   * (store, [lower], [upper], limit) → key / key, value / count / key, value, version: the keys of a range, ordered by BINARY collation
-   * (code point order on UTF-8). A limit of -1 is no limit; a count without a limit counts the index directly.
+   * (store, [lower], [upper], now, [limit] | count: store, [lower], [upper], now, store, [lower], [upper]) → key /
+   * key, value / count / key, value, version: the live keys of a range, ordered by BINARY collation (code point order
+   * on UTF-8). A limit of -1 is no limit. A count without a limit counts the key index and takes away the expired
+   * entries of the range, found in the expiry index: it reads no row of the table.
    */
   range: (read: RangeRead, lower: boolean, upper: boolean, reverse: boolean, limited: boolean): string => {
     const where = `store = ?${lower ? " AND key >= ?" : ""}${upper ? " AND key < ?" : ""}`
     if (read === "count") {
       return limited
-        ? `SELECT count(*) AS count FROM (SELECT 1 FROM ${TABLE} WHERE ${where} LIMIT ?)`
-        : `SELECT count(*) AS count FROM ${TABLE} WHERE ${where}`
+        ? `SELECT count(*) AS count FROM (SELECT 1 FROM ${TABLE} WHERE ${where} AND ${LIVE} LIMIT ?)`
+        : `SELECT (SELECT count(*) FROM ${TABLE} WHERE ${where}) - ` +
+            `(SELECT count(*) FROM ${TABLE} INDEXED BY ${EXPIRY_INDEX} WHERE expires_at <= ? AND ${where}) AS count`
     }
     const columns = read === "keys" ? "key" : read === "entries" ? "key, value" : "key, value, version"
-    return `SELECT ${columns} FROM ${TABLE} WHERE ${where} ORDER BY key${reverse ? " DESC" : ""} LIMIT ?`
+    return `SELECT ${columns} FROM ${TABLE} WHERE ${where} AND ${LIVE} ORDER BY key${reverse ? " DESC" : ""} LIMIT ?`
   },
-  /** (store) → size: UTF-8 bytes of the stored JSON text */
-  size: `SELECT COALESCE(SUM(length(CAST(value AS BLOB))), 0) AS size FROM ${TABLE} WHERE store = ?`,
+  /** (store, now) → size: UTF-8 bytes of the stored JSON text */
+  size: `SELECT COALESCE(SUM(length(CAST(value AS BLOB))), 0) AS size FROM ${TABLE} WHERE store = ? AND ${LIVE}`,
   /** (store) */
   clear: `DELETE FROM ${TABLE} WHERE store = ?`,
-  /** (store, key, value, now, now, version) per row */
+  /**
+   * (store, key, value, now, now, version, expires_at) per row. Overwriting an expired entry creates the key anew.
+   */
   upsert: (rows: number): string =>
-    `INSERT INTO ${TABLE} (store, key, value, created_at, updated_at, version) VALUES ${placeholders(rows, "(?, ?, ?, ?, ?, ?)")} ` +
-    "ON CONFLICT (store, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at, version = excluded.version",
-  /** (store, ...keys) → key, value */
+    `INSERT INTO ${TABLE} (store, key, value, created_at, updated_at, version, expires_at) VALUES ${placeholders(rows, "(?, ?, ?, ?, ?, ?, ?)")} ` +
+    "ON CONFLICT (store, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at, " +
+    "version = excluded.version, expires_at = excluded.expires_at, created_at = CASE WHEN expires_at <= " +
+    "excluded.updated_at THEN excluded.created_at ELSE created_at END",
+  /** (store, now, ...keys) → key, value */
   selectIn: (keys: number): string =>
-    `SELECT key, value FROM ${TABLE} WHERE store = ? AND key IN (${placeholders(keys, "?")})`,
-  /** (store, ...keys) → key: the keys removed */
+    `SELECT key, value FROM ${TABLE} WHERE store = ? AND ${LIVE} AND key IN (${placeholders(keys, "?")})`,
+  /** (store, ...keys) → key, expires_at: the keys removed, and when they expired (NULL: they would not have) */
   deleteIn: (keys: number): string =>
-    `DELETE FROM ${TABLE} WHERE store = ? AND key IN (${placeholders(keys, "?")}) RETURNING key`
+    `DELETE FROM ${TABLE} WHERE store = ? AND key IN (${placeholders(keys, "?")}) RETURNING key, expires_at`,
+  /** () → expires_at: when the next entry expires (no row: none does) */
+  nextExpiry: `SELECT expires_at FROM ${TABLE} INDEXED BY ${EXPIRY_INDEX} WHERE expires_at IS NOT NULL ORDER BY expires_at LIMIT 1`,
+  /** (now, limit) → store, key: deletes at most `limit` expired entries, the longest expired first */
+  deleteExpired: `DELETE FROM ${TABLE} WHERE id IN (SELECT id FROM ${TABLE} INDEXED BY ${EXPIRY_INDEX} WHERE expires_at <= ? ORDER BY expires_at LIMIT ?) RETURNING store, key`
 } as const
 
-/** The parameters of {@link Sql.range} for a store and a range. */
-export const rangeParameters = (store: string, range: Range, read: RangeRead): Array<unknown> => {
+/** The parameters of {@link Sql.range} for a store, a range and the current time. */
+export const rangeParameters = (store: string, range: Range, read: RangeRead, now: number): Array<unknown> => {
   const parameters: Array<unknown> = [store]
   if (range.lower !== undefined) parameters.push(range.lower)
   if (range.upper !== undefined) parameters.push(range.upper)
+  if (read === "count" && range.limit === undefined) return [...parameters, now, ...parameters]
+  parameters.push(now)
   if (read !== "count" || range.limit !== undefined) parameters.push(range.limit ?? -1)
   return parameters
 }

@@ -16,6 +16,7 @@ import {
   type VersionedRow,
   weigh
 } from "../internal/backend.js"
+import { expired } from "../internal/expiry.js"
 import {
   DEFAULT_HISTORY,
   dueForTrim,
@@ -35,7 +36,12 @@ interface Stored {
   readonly createdAt: number
   readonly updatedAt: number
   readonly version: number
+  readonly expiresAt: number | null
 }
+
+/** The stored entry when it is there and has not expired at `now`. */
+const live = (stored: Stored | undefined, now: number): Stored | undefined =>
+  stored === undefined || expired(stored.expiresAt, now) ? undefined : stored
 
 /** One store: its values, and its keys in code point order (rebuilt on demand after a key is added or removed). */
 interface Values {
@@ -70,6 +76,8 @@ const makePrimitives = (history: History): SyncPrimitives => {
   // Values are kept as the serializer's JSON text, so every read returns a fresh value and `size` counts the
   // same bytes as SQLite does.
   const stores = new Map<string, Values>()
+  // The keys of the entries that expire, by store: what a sweep looks through.
+  const expiring = new Map<string, Set<string>>()
   // The change log, as the SQL layers keep it: contiguous seqs from its origin record (a new database's is seq 1,
   // version 0, so the first write takes version 2 as it does there).
   let log: Array<Change> = [{ seq: 1, version: 0, at: 0, kind: Kind.Origin, store: null, key: null, text: null }]
@@ -115,11 +123,11 @@ const makePrimitives = (history: History): SyncPrimitives => {
     (...args: A): B => {
       firstSeq = 0
       const result = body(...args)
-      if (levels.length > 0) return result
-      if (firstSeq !== 0 && dueForTrim(history, firstSeq, headSeq())) {
+      if (levels.length > 0 || firstSeq === 0) return result
+      if (dueForTrim(history, firstSeq, headSeq())) {
         const origin = log[0]!.seq
         const cut = trimCandidate(history, origin, headSeq())
-        if (cut !== undefined && oldEnough(history, log[cut - origin]?.at, Date.now())) {
+        if (cut !== undefined && oldEnough(history, log[cut - origin]?.at, log[log.length - 1]!.at)) {
           log = log.slice(cut - origin)
           log[0]!.kind = Kind.Origin
         }
@@ -134,41 +142,74 @@ const makePrimitives = (history: History): SyncPrimitives => {
     const previous = stores.get(store)?.values.get(key)
     level.undo.push(() => {
       if (previous === undefined) remove(store, key)
-      else put(writable(store), key, previous)
+      else put(store, key, previous)
     })
   }
-  const put = (values: Values, key: string, stored: Stored): void => {
+  const put = (store: string, key: string, stored: Stored): void => {
+    const values = writable(store)
     if (!values.values.has(key) && values.sorted !== undefined) {
       values.sorted.splice(lowerIndex(values.sorted, key), 0, key)
     }
     values.values.set(key, stored)
+    if (stored.expiresAt !== null) {
+      let keys = expiring.get(store)
+      if (keys === undefined) {
+        keys = new Set()
+        expiring.set(store, keys)
+      }
+      keys.add(key)
+    } else {
+      expiring.get(store)?.delete(key)
+    }
   }
-  const write = (values: Values, key: string, text: Value, now: number, version: number): void => {
-    const previous = values.values.get(key)
-    put(values, key, { text, createdAt: previous?.createdAt ?? now, updatedAt: now, version })
+  /** Writes a key (overwriting an expired entry creates it anew). */
+  const write = (
+    store: string,
+    key: string,
+    text: Value,
+    now: number,
+    version: number,
+    expiresAt: number | null
+  ): void => {
+    const previous = live(stores.get(store)?.values.get(key), now)
+    put(store, key, { text, createdAt: previous?.createdAt ?? now, updatedAt: now, version, expiresAt })
   }
-  /** Removes a key; `true` when it existed. */
-  const remove = (store: string, key: string): boolean => {
+  /** Removes a key; what was stored, when it existed. */
+  const remove = (store: string, key: string): Stored | undefined => {
     const values = stores.get(store)
-    if (values === undefined || !values.values.delete(key)) return false
+    const previous = values?.values.get(key)
+    if (values === undefined || previous === undefined) return undefined
+    values.values.delete(key)
     if (values.sorted !== undefined) values.sorted.splice(lowerIndex(values.sorted, key), 1)
     if (values.values.size === 0) stores.delete(store)
-    return true
+    expiring.get(store)?.delete(key)
+    return previous
+  }
+  /** Removes a key, recording the removal (as an expiry when it had expired); `true` when it was live. */
+  const removeRecorded = (store: string, key: string, now: number, version: () => number): boolean => {
+    const previous = remove(store, key)
+    if (previous === undefined) return false
+    const gone = expired(previous.expiresAt, now)
+    record(version(), now, gone ? Kind.Expire : Kind.Remove, store, key, null)
+    return !gone
   }
   const sortedKeys = (values: Values): Array<string> => {
     if (values.sorted === undefined) values.sorted = Array.from(values.values.keys()).sort(compareCodePoints)
     return values.sorted
   }
-  /** Walks the keys of a range in its order, at most its limit, while `visit` returns true. */
-  const walk = (store: string, range: Range, visit: (key: string, stored: Stored) => boolean): void => {
+  /** Walks the live keys of a range in its order, at most its limit, while `visit` returns true. */
+  const walk = (store: string, range: Range, now: number, visit: (key: string, stored: Stored) => boolean): void => {
     const values = storeOf(store)
     const sorted = sortedKeys(values)
     const from = range.lower === undefined ? 0 : lowerIndex(sorted, range.lower)
     const to = range.upper === undefined ? sorted.length : lowerIndex(sorted, range.upper)
     let left = range.limit ?? Number.POSITIVE_INFINITY
-    for (let step = 0; step < to - from && left > 0; step++, left--) {
+    for (let step = 0; step < to - from && left > 0; step++) {
       const key = sorted[range.reverse ? to - 1 - step : from + step]!
-      if (!visit(key, values.values.get(key)!)) return
+      const stored = live(values.values.get(key), now)
+      if (stored === undefined) continue
+      left--
+      if (!visit(key, stored)) return
     }
   }
   return {
@@ -194,32 +235,32 @@ const makePrimitives = (history: History): SyncPrimitives => {
         if (versionDepth > levels.length) sharedVersion = undefined
       }
     },
-    get: (store, key) => storeOf(store).values.get(key)?.text,
-    getMany: (store, keys) => {
+    get: (store, key, now) => live(storeOf(store).values.get(key), now)?.text,
+    getMany: (store, keys, now) => {
       const { values } = storeOf(store)
       const rows: Array<Row> = []
       for (const key of keys) {
-        const stored = values.get(key)
+        const stored = live(values.get(key), now)
         if (stored !== undefined) rows.push([key, stored.text])
       }
       return rows
     },
-    has: (store, key) => storeOf(store).values.has(key),
-    getEntry: (store, key) => {
-      const stored = storeOf(store).values.get(key)
+    has: (store, key, now) => live(storeOf(store).values.get(key), now) !== undefined,
+    getEntry: (store, key, now) => {
+      const stored = live(storeOf(store).values.get(key), now)
       return stored === undefined
         ? undefined
-        : ([stored.text, stored.createdAt, stored.updatedAt, stored.version] satisfies MetaRow)
+        : ([stored.text, stored.createdAt, stored.updatedAt, stored.version, stored.expiresAt] satisfies MetaRow)
     },
-    scanKeys: (store, range) => {
+    scanKeys: (store, range, now) => {
       const keys: Array<string> = []
-      walk(store, range, (key) => keys.push(key) > 0)
+      walk(store, range, now, (key) => keys.push(key) > 0)
       return keys
     },
-    scan: (store, range, maxBytes) => {
+    scan: (store, range, maxBytes, now) => {
       const rows: Array<Row> = []
       let bytes = 0
-      walk(store, range, (key, stored) => {
+      walk(store, range, now, (key, stored) => {
         const row: Row = [key, stored.text]
         rows.push(row)
         bytes += weigh(row)
@@ -227,82 +268,100 @@ const makePrimitives = (history: History): SyncPrimitives => {
       })
       return rows
     },
-    count: (store, range) => {
+    count: (store, range, now) => {
       let count = 0
-      walk(store, range, () => ++count > 0)
+      walk(store, range, now, () => ++count > 0)
       return count
     },
-    size: (store) => {
+    size: (store, now) => {
       let bytes = 0
-      for (const stored of storeOf(store).values.values())
+      for (const stored of storeOf(store).values.values()) {
+        if (live(stored, now) === undefined) continue
         bytes += typeof stored.text === "string" ? Buffer.byteLength(stored.text, "utf8") : stored.text.byteLength
+      }
       return bytes
     },
-    setMany: logged((store, rows) => {
+    setMany: logged((store, rows, now, expiresAt) => {
       const values = writable(store)
       if (rows.length > FEW) values.sorted = undefined
-      const now = Date.now()
       const version = takeVersion()
       for (const [key, text] of rows) {
         remember(store, key)
-        write(values, key, text, now, version)
+        write(store, key, text, now, version, expiresAt)
         record(version, now, Kind.Set, store, key, text)
       }
       return version
     }),
-    deleteMany: logged((store, keys) => {
+    deleteMany: logged((store, keys, now) => {
       const values = stores.get(store)
       if (values === undefined) return 0
       if (keys.length > FEW) values.sorted = undefined
       let version: number | undefined
-      const now = Date.now()
+      const taken = () => (version ??= takeVersion())
       let removed = 0
       for (const key of keys) {
         remember(store, key)
-        if (remove(store, key)) {
-          version ??= takeVersion()
-          record(version, now, Kind.Remove, store, key, null)
-          removed++
-        }
+        if (removeRecorded(store, key, now, taken)) removed++
       }
       return removed
     }),
-    clear: logged((store) => {
+    clear: logged((store, now) => {
       const previous = stores.get(store)
       if (previous !== undefined) {
-        levels.at(-1)?.undo.push(() => stores.set(store, previous))
+        const wasExpiring = expiring.get(store)
+        levels.at(-1)?.undo.push(() => {
+          stores.set(store, previous)
+          if (wasExpiring !== undefined) expiring.set(store, wasExpiring)
+        })
         stores.delete(store)
-        record(takeVersion(), Date.now(), Kind.Clear, store, null, null)
+        expiring.delete(store)
+        record(takeVersion(), now, Kind.Clear, store, null, null)
       }
     }),
-    update: logged((store, key, f) => {
-      const text = f(stores.get(store)?.values.get(key)?.text)
+    update: logged((store, key, f, now, expiresAt) => {
+      const current = live(stores.get(store)?.values.get(key), now)
+      const text = f(current?.text)
       if (isStorageError(text)) throw text
       remember(store, key)
-      const now = Date.now()
       const version = takeVersion()
-      write(writable(store), key, text, now, version)
+      write(store, key, text, now, version, expiresAt === undefined ? (current?.expiresAt ?? null) : expiresAt)
       record(version, now, Kind.Set, store, key, text)
       return text
     }),
-    commit: logged((checks, writes) => {
+    commit: logged((checks, writes, now) => {
       for (const [store, key, expected] of checks) {
-        if ((stores.get(store)?.values.get(key)?.version ?? null) !== expected) return undefined
+        if ((live(stores.get(store)?.values.get(key), now)?.version ?? null) !== expected) return undefined
       }
       const version = takeVersion()
-      const now = Date.now()
-      for (const [store, key, text] of writes) {
+      for (const [store, key, text, expiresAt] of writes) {
         remember(store, key)
         if (text !== undefined) {
-          write(writable(store), key, text, now, version)
+          write(store, key, text, now, version, expiresAt)
           record(version, now, Kind.Set, store, key, text)
-        } else if (remove(store, key)) {
-          record(version, now, Kind.Remove, store, key, null)
+        } else {
+          removeRecorded(store, key, now, () => version)
         }
       }
       // A commit that changed nothing still returns its version: a record that only holds it keeps it its own.
       if (firstSeq === 0) record(version, now, Kind.Origin, null, null, null)
       return version
+    }),
+    expire: logged((now, limit) => {
+      const found: Array<readonly [store: string, key: string, expiresAt: number]> = []
+      for (const [store, keys] of expiring) {
+        for (const key of keys) found.push([store, key, stores.get(store)!.values.get(key)!.expiresAt!])
+      }
+      found.sort((a, b) => a[2] - b[2])
+      let removed = 0
+      let version: number | undefined
+      while (removed < limit && removed < found.length && found[removed]![2] <= now) {
+        const [store, key] = found[removed]!
+        remove(store, key)
+        version ??= takeVersion()
+        record(version, now, Kind.Expire, store, key, null)
+        removed++
+      }
+      return { removed, next: found[removed]?.[2] }
     }),
     head: headSeq,
     changes: (after, since, store, limit) => {
@@ -317,9 +376,11 @@ const makePrimitives = (history: History): SyncPrimitives => {
       }
       return { rows, head: headSeq(), origin: [origin, log[0]!.version] }
     },
-    snapshot: (store, ranges) => {
+    snapshot: (store, ranges, now) => {
       const rows: Array<VersionedRow> = []
-      for (const range of ranges) walk(store, range, (key, stored) => rows.push([key, stored.text, stored.version]) > 0)
+      for (const range of ranges) {
+        walk(store, range, now, (key, stored) => rows.push([key, stored.text, stored.version]) > 0)
+      }
       return { rows, head: headSeq() }
     }
   }
@@ -331,8 +392,9 @@ const makePrimitives = (history: History): SyncPrimitives => {
  *
  * @since 0.1.0
  */
-export const layerMemory: Layer.Layer<Storage> = Layer.sync(Storage, () =>
-  make({ _tag: "Sync", primitives: makePrimitives(DEFAULT_HISTORY) })
+export const layerMemory: Layer.Layer<Storage> = Layer.scoped(
+  Storage,
+  Effect.suspend(() => make({ _tag: "Sync", primitives: makePrimitives(DEFAULT_HISTORY) }))
 )
 
 /**
@@ -351,10 +413,13 @@ export interface MemoryOptions {
  * @since 0.3.0
  */
 export const layerMemoryWith = (options: MemoryOptions): Layer.Layer<Storage, InvalidKeyError> =>
-  Layer.effect(
+  Layer.scoped(
     Storage,
-    Effect.try({
-      try: () => make({ _tag: "Sync", primitives: makePrimitives(resolveHistory(options.history)) }),
-      catch: (cause) => cause as InvalidKeyError
-    })
+    Effect.flatMap(
+      Effect.try({
+        try: () => makePrimitives(resolveHistory(options.history)),
+        catch: (cause) => cause as InvalidKeyError
+      }),
+      (primitives) => make({ _tag: "Sync", primitives })
+    )
   )

@@ -21,6 +21,7 @@ import type {
   Stored,
   VersionedRow
 } from "../internal/backend.js"
+import { expired } from "../internal/expiry.js"
 import { openFailure, readFailure, writeFailure } from "../internal/failure.js"
 import {
   dueForTrim,
@@ -59,7 +60,19 @@ interface EntryRow {
   readonly created_at: number | bigint
   readonly updated_at: number | bigint
   readonly version: number | bigint
+  readonly expires_at: number | bigint | null
 }
+
+const expiryOf = (row: { readonly expires_at: number | bigint | null }): number | null =>
+  row.expires_at === null ? null : Number(row.expires_at)
+
+const metaOf = (row: EntryRow): MetaRow => [
+  row.value,
+  Number(row.created_at),
+  Number(row.updated_at),
+  Number(row.version),
+  expiryOf(row)
+]
 
 const isSqlError = (u: unknown): u is SqlError => u instanceof SqlError
 
@@ -115,6 +128,10 @@ const makePrimitives = (
     })
   })
 
+  /** When the next entry expires. */
+  const nextExpiry = Effect.map(query<{ readonly expires_at: number | bigint }>(Sql.nextExpiry, []), (rows) =>
+    rows[0] === undefined ? undefined : Number(rows[0].expires_at)
+  )
   /** The seq of the log's last record. */
   const readHead = Effect.map(query<{ readonly head: number | bigint }>(Sql.head, []), (rows) => Number(rows[0]!.head))
   /**
@@ -140,22 +157,30 @@ const makePrimitives = (
           const cut = trimCandidate(history, origin, last)
           if (cut === undefined) return
           const at = (yield* query<{ readonly at: number | bigint }>(Sql.recordAt, [cut]))[0]?.at
-          if (!oldEnough(history, at === undefined ? undefined : Number(at), Date.now())) return
+          if (!oldEnough(history, at === undefined ? undefined : Number(at), records[0]![1])) return
           yield* query(Sql.trimBefore, [cut])
           yield* query(Sql.makeOrigin, [cut])
         })
-  /** Removes keys (holding the write lock) and records the removal of those that existed; how many did. */
-  const removeKeys = (store: string, keys: ReadonlyArray<string>) =>
+  /**
+   * Removes keys (holding the write lock) and gives the records of the removal of those that existed (as expiries
+   * for those that had expired), with the version given or else the next one, and how many existed and had not
+   * expired.
+   */
+  const removeKeys = (store: string, keys: ReadonlyArray<string>, now: number, version?: number) =>
     Effect.gen(function* () {
-      const removed: Array<string> = []
+      const removed: Array<KeyRow & { readonly expires_at: number | bigint | null }> = []
       for (const chunk of chunks(keys)) {
-        for (const row of yield* query<KeyRow>(Sql.deleteIn(chunk.length), [store, ...chunk])) removed.push(row.key)
+        removed.push(...(yield* query<KeyRow & EntryRow>(Sql.deleteIn(chunk.length), [store, ...chunk])))
       }
-      if (removed.length === 0) return 0
-      const taken = yield* nextVersion
-      const now = Date.now()
-      yield* record(removed.map((key): ChangeRecord => [taken, now, Kind.Remove, store, key, null]))
-      return removed.length
+      if (removed.length === 0) return [[], 0] as const
+      const taken = version ?? (yield* nextVersion)
+      let live = 0
+      const records = removed.map((row): ChangeRecord => {
+        const gone = expired(expiryOf(row), now)
+        if (!gone) live++
+        return [taken, now, gone ? Kind.Expire : Kind.Remove, store, row.key, null]
+      })
+      return [records, live] as const
     })
   // Reads of the feed: each in one transaction, one snapshot.
   const changesOf = (after: number, since: number, store: string | undefined, limit: number) =>
@@ -189,7 +214,7 @@ const makePrimitives = (
     head: () => readHead.pipe(read("watch", undefined)),
     changes: (after, since, store, limit) =>
       sql.withTransaction(changesOf(after, since, store, limit)).pipe(read("watch", store)),
-    snapshot: (store, ranges) =>
+    snapshot: (store, ranges, now) =>
       sql
         .withTransaction(
           Effect.gen(function* () {
@@ -197,7 +222,7 @@ const makePrimitives = (
             for (const range of ranges) {
               const found = yield* query<KeyValueRow & { readonly version: number | bigint }>(
                 rangeSql("versioned", range),
-                rangeParameters(store, range, "versioned")
+                rangeParameters(store, range, "versioned", now)
               )
               for (const row of found) rows.push([row.key, row.value, Number(row.version)])
             }
@@ -206,14 +231,14 @@ const makePrimitives = (
           })
         )
         .pipe(read("watch", store)),
-    get: (store, key) =>
-      query<ValueRow>(Sql.get, [store, key]).pipe(
+    get: (store, key, now) =>
+      query<ValueRow>(Sql.get, [store, key, now]).pipe(
         Effect.map((rows) => rows[0]?.value),
         read("get", store)
       ),
-    getMany: (store, keys) => {
+    getMany: (store, keys, now) => {
       const select = Effect.forEach(chunks(keys), (chunk) =>
-        query<KeyValueRow>(Sql.selectIn(chunk.length), [store, ...chunk])
+        query<KeyValueRow>(Sql.selectIn(chunk.length), [store, now, ...chunk])
       )
       // Several statements read in one transaction: one snapshot, never half of another writer's batch.
       return (keys.length > CHUNK ? sql.withTransaction(select) : select).pipe(
@@ -221,45 +246,45 @@ const makePrimitives = (
         read("getMany", store)
       )
     },
-    has: (store, key) =>
-      query(Sql.has, [store, key]).pipe(
+    has: (store, key, now) =>
+      query(Sql.has, [store, key, now]).pipe(
         Effect.map((rows) => rows.length > 0),
         read("has", store)
       ),
-    getEntry: (store, key) =>
-      query<EntryRow>(Sql.getEntry, [store, key]).pipe(
+    getEntry: (store, key, now) =>
+      query<EntryRow>(Sql.getEntry, [store, key, now]).pipe(
         Effect.map((rows): MetaRow | undefined => {
           const row = rows[0]
-          return row === undefined
-            ? undefined
-            : [row.value, Number(row.created_at), Number(row.updated_at), Number(row.version)]
+          return row === undefined ? undefined : metaOf(row)
         }),
         read("getEntry", store)
       ),
-    scanKeys: (store, range) =>
-      query<KeyRow>(rangeSql("keys", range), rangeParameters(store, range, "keys")).pipe(
+    scanKeys: (store, range, now) =>
+      query<KeyRow>(rangeSql("keys", range), rangeParameters(store, range, "keys", now)).pipe(
         Effect.map((rows) => rows.map((row) => row.key)),
         read("keys", store)
       ),
     // A query returns all its rows at once: the byte budget is left to the caller's chunk sizes.
-    scan: (store, range) =>
-      query<KeyValueRow>(rangeSql("entries", range), rangeParameters(store, range, "entries")).pipe(
+    scan: (store, range, _maxBytes, now) =>
+      query<KeyValueRow>(rangeSql("entries", range), rangeParameters(store, range, "entries", now)).pipe(
         Effect.map((rows) => rows.map((row): Row => [row.key, row.value])),
         read("entries", store)
       ),
-    count: (store, range) =>
-      query<{ readonly count: number | bigint }>(rangeSql("count", range), rangeParameters(store, range, "count")).pipe(
+    count: (store, range, now) =>
+      query<{ readonly count: number | bigint }>(
+        rangeSql("count", range),
+        rangeParameters(store, range, "count", now)
+      ).pipe(
         Effect.map((rows) => Number(rows[0]?.count ?? 0)),
         read("count", store)
       ),
-    size: (store) =>
-      query<{ readonly size: number | bigint }>(Sql.size, [store]).pipe(
+    size: (store, now) =>
+      query<{ readonly size: number | bigint }>(Sql.size, [store, now]).pipe(
         Effect.map((rows) => Number(rows[0]?.size ?? 0)),
         read("size", store)
       ),
-    setMany: (store, rows) => {
-      const now = Date.now()
-      return sql
+    setMany: (store, rows, now, expiresAt) =>
+      sql
         .withTransaction(
           Effect.gen(function* () {
             yield* lock
@@ -267,66 +292,70 @@ const makePrimitives = (
             for (const chunk of chunks(rows)) {
               yield* query(
                 Sql.upsert(chunk.length),
-                chunk.flatMap(([key, text]) => [store, key, text, now, now, version])
+                chunk.flatMap(([key, text]) => [store, key, text, now, now, version, expiresAt])
               )
             }
             yield* record(rows.map(([key, text]): ChangeRecord => [version, now, Kind.Set, store, key, text]))
             return version
           })
         )
-        .pipe(write(rows.length === 1 ? "set" : "setMany", store))
-    },
-    deleteMany: (store, keys) =>
+        .pipe(write(rows.length === 1 ? "set" : "setMany", store)),
+    deleteMany: (store, keys, now) =>
       sql
-        .withTransaction(Effect.zipRight(lock, removeKeys(store, keys)))
+        .withTransaction(
+          Effect.gen(function* () {
+            yield* lock
+            const [records, live] = yield* removeKeys(store, keys, now)
+            yield* record(records)
+            return live
+          })
+        )
         .pipe(write(keys.length === 1 ? "remove" : "deleteMany", store)),
-    clear: (store) =>
+    clear: (store, now) =>
       sql
         .withTransaction(
           Effect.gen(function* () {
             yield* lock
             if ((yield* query(Sql.anyKey, [store])).length === 0) return
             yield* query(Sql.clear, [store])
-            yield* record([[yield* nextVersion, Date.now(), Kind.Clear, store, null, null]])
+            yield* record([[yield* nextVersion, now, Kind.Clear, store, null, null]])
           })
         )
         .pipe(write("clear", store)),
-    update: (store, key, f) =>
+    update: (store, key, f, now, expiresAt) =>
       sql
         .withTransaction(
           Effect.gen(function* () {
             yield* lock
-            const rows = yield* query<ValueRow>(Sql.get, [store, key])
-            const text = f(rows[0]?.value)
+            const current = (yield* query<EntryRow>(Sql.getEntry, [store, key, now]))[0]
+            const text = f(current?.value)
             if (isStorageError(text)) return yield* Effect.fail(text)
-            const now = Date.now()
             const version = yield* nextVersion
-            yield* query(Sql.upsert(1), [store, key, text, now, now, version])
+            const expiry = expiresAt === undefined ? (current === undefined ? null : expiryOf(current)) : expiresAt
+            yield* query(Sql.upsert(1), [store, key, text, now, now, version, expiry])
             yield* record([[version, now, Kind.Set, store, key, text]])
             return text
           })
         )
         .pipe(write("update", store)),
-    commit: (checks, writes) =>
+    commit: (checks, writes, now) =>
       sql
         .withTransaction(
           Effect.gen(function* () {
             // The write lock first: the checks read what no other writer can change before the commit.
             yield* lock
             for (const [store, key, expected] of checks) {
-              const rows = yield* query<{ readonly version: number | bigint }>(Sql.versionOf, [store, key])
+              const rows = yield* query<{ readonly version: number | bigint }>(Sql.versionOf, [store, key, now])
               const current = rows[0] === undefined ? null : Number(rows[0].version)
               if (current !== expected) return undefined
             }
             const version = yield* nextVersion
-            const now = Date.now()
             const records: Array<ChangeRecord> = []
-            for (const [store, key, text] of writes) {
+            for (const [store, key, text, expiresAt] of writes) {
               if (text === undefined) {
-                const removed = yield* query<KeyRow>(Sql.deleteIn(1), [store, key])
-                if (removed.length > 0) records.push([version, now, Kind.Remove, store, key, null])
+                records.push(...(yield* removeKeys(store, [key], now, version))[0])
               } else {
-                yield* query(Sql.upsert(1), [store, key, text, now, now, version])
+                yield* query(Sql.upsert(1), [store, key, text, now, now, version, expiresAt])
                 records.push([version, now, Kind.Set, store, key, text])
               }
             }
@@ -336,7 +365,26 @@ const makePrimitives = (
             return version
           })
         )
-        .pipe(write("commit", undefined))
+        .pipe(write("commit", undefined)),
+    // A sweep takes the write lock only when something has expired.
+    expire: (now, limit) =>
+      Effect.gen(function* () {
+        const next = yield* nextExpiry
+        if (next === undefined || next > now) return { removed: 0, next }
+        return yield* sql
+          .withTransaction(
+            Effect.gen(function* () {
+              yield* lock
+              const removed = yield* query<KeyRow & { readonly store: string }>(Sql.deleteExpired, [now, limit])
+              if (removed.length > 0) {
+                const version = yield* nextVersion
+                yield* record(removed.map((row): ChangeRecord => [version, now, Kind.Expire, row.store, row.key, null]))
+              }
+              return { removed: removed.length, next: yield* nextExpiry }
+            })
+          )
+          .pipe(write("expire", undefined))
+      }).pipe(read("expire", undefined))
   }
 }
 
@@ -348,7 +396,7 @@ const makePrimitives = (
  * @since 0.1.0
  */
 export const layerSql = (options?: SqlOptions): Layer.Layer<Storage, DatabaseError, SqlClient.SqlClient> =>
-  Layer.effect(
+  Layer.scoped(
     Storage,
     Effect.gen(function* () {
       const history = yield* Effect.try({
@@ -373,7 +421,7 @@ export const layerSql = (options?: SqlOptions): Layer.Layer<Storage, DatabaseErr
       const runPromise = Runtime.runPromise(yield* Effect.runtime<never>())
       const feed = new Notifier(() => runPromise(primitives.head()))
       const primitives = makePrimitives(sql, sharedVersion, history, feed)
-      return make({
+      return yield* make({
         _tag: "Effect",
         feed,
         primitives,

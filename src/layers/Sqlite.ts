@@ -29,6 +29,7 @@ import {
   type Write,
   weigh
 } from "../internal/backend.js"
+import { expired, type Swept } from "../internal/expiry.js"
 import { openFailure, readFailure, sqliteCodeOf, writeFailure } from "../internal/failure.js"
 import {
   dueForTrim,
@@ -257,6 +258,8 @@ const makePrimitives = (db: Database.Database, history: History): SyncPrimitives
   const head = prepare(Sql.head).pluck()
   const origin = prepare(Sql.origin).raw()
   const recordAt = prepare(Sql.recordAt).pluck()
+  const nextExpiry = prepare(Sql.nextExpiry).pluck()
+  const deleteExpired = prepare(Sql.deleteExpired).raw()
   const trimBefore = prepare(Sql.trimBefore)
   const makeOrigin = prepare(Sql.makeOrigin)
   const changesOf = [prepare(Sql.changes.all).raw(), prepare(Sql.changes.byStore).raw()] as const
@@ -268,8 +271,7 @@ const makePrimitives = (db: Database.Database, history: History): SyncPrimitives
     let statement = sizedStatements.get(id)
     if (statement === undefined) {
       statement = prepare(Sql[kind](length))
-      if (kind === "selectIn") statement.raw()
-      else if (kind === "deleteIn") statement.pluck()
+      if (kind === "selectIn" || kind === "deleteIn") statement.raw()
       sizedStatements.set(id, statement)
     }
     return statement
@@ -288,9 +290,9 @@ const makePrimitives = (db: Database.Database, history: History): SyncPrimitives
     return statement
   }
   /** Rows of a range; with a byte budget, read one at a time and stopped once the budget is reached. */
-  const scan = (store: string, range: Range, maxBytes: number): Array<Row> => {
+  const scan = (store: string, range: Range, maxBytes: number, now: number): Array<Row> => {
     const statement = rangeStatement("entries", range)
-    const parameters = rangeParameters(store, range, "entries")
+    const parameters = rangeParameters(store, range, "entries", now)
     if (maxBytes === Number.POSITIVE_INFINITY) return statement.all(...parameters) as Array<Row>
     const rows: Array<Row> = []
     let bytes = 0
@@ -318,12 +320,14 @@ const makePrimitives = (db: Database.Database, history: History): SyncPrimitives
     return sharedVersion
   }
   // The records one write call appends: the first and last seq, so the call can tell whether the log is due for a
-  // trim once it has written them.
+  // trim once it has written them, and the time of the write.
   let firstSeq = 0
   let lastSeq = 0
+  let writtenAt = 0
   const record = (...values: ChangeRecord) => {
     lastSeq = Number(logChange.run(...values).lastInsertRowid)
     if (firstSeq === 0) firstSeq = lastSeq
+    writtenAt = values[1]
   }
   /** Runs a write call's body, then trims the log in the same transaction when its records made it due. */
   const logged = <A extends ReadonlyArray<unknown>, B>(body: (...args: A) => B) =>
@@ -333,7 +337,7 @@ const makePrimitives = (db: Database.Database, history: History): SyncPrimitives
       if (firstSeq !== 0 && dueForTrim(history, firstSeq, lastSeq)) {
         const [originSeq] = origin.get() as [number, number]
         const cut = trimCandidate(history, originSeq, lastSeq)
-        if (cut !== undefined && oldEnough(history, recordAt.get(cut) as number | undefined, Date.now())) {
+        if (cut !== undefined && oldEnough(history, recordAt.get(cut) as number | undefined, writtenAt)) {
           trimBefore.run(cut)
           makeOrigin.run(cut)
         }
@@ -374,12 +378,11 @@ const makePrimitives = (db: Database.Database, history: History): SyncPrimitives
   // nothing and takes no version.
   // A batch is written with multi-row statements (one per CHUNK rows, prepared once per length): SQLite's cost per
   // statement, paid once per chunk instead of once per row, was most of what the change log added to a setMany.
-  const writeRows = logged((store: string, rows: ReadonlyArray<Row>) => {
+  const writeRows = logged((store: string, rows: ReadonlyArray<Row>, now: number, expiresAt: number | null) => {
     const version = takeVersion()
-    const now = Date.now()
     if (rows.length === 1) {
       const [key, text] = rows[0]!
-      upsert.run(store, key, text, now, now, version)
+      upsert.run(store, key, text, now, now, version, expiresAt)
       record(version, now, Kind.Set, store, key, text)
       return version
     }
@@ -387,65 +390,85 @@ const makePrimitives = (db: Database.Database, history: History): SyncPrimitives
       const upserts: Array<unknown> = []
       const records: Array<unknown> = []
       for (const [key, text] of chunk) {
-        upserts.push(store, key, text, now, now, version)
+        upserts.push(store, key, text, now, now, version, expiresAt)
         records.push(version, now, Kind.Set, store, key, text)
       }
       sized("upsert", chunk.length).run(...upserts)
       lastSeq = Number(sized("logChanges", chunk.length).run(...records).lastInsertRowid)
       if (firstSeq === 0) firstSeq = lastSeq - chunk.length + 1
+      writtenAt = now
     }
     return version
   })
-  /** Removes keys and records the removal of those that existed; how many did. */
-  const removeKeys = (store: string, keys: ReadonlyArray<string>): number => {
-    let version: number | undefined
+  /**
+   * Removes keys and records the removal of those that existed (as expiries for those that had expired); how many
+   * existed and had not expired.
+   */
+  const removeKeys = (store: string, keys: ReadonlyArray<string>, now: number, version?: number): number => {
     let removed = 0
-    const now = Date.now()
     for (const chunk of chunks(keys)) {
-      for (const key of sized("deleteIn", chunk.length).all(store, ...chunk) as Array<string>) {
+      for (const [key, expiresAt] of sized("deleteIn", chunk.length).all(store, ...chunk) as Array<
+        [string, number | null]
+      >) {
         version ??= takeVersion()
-        record(version, now, Kind.Remove, store, key, null)
-        removed++
+        const gone = expired(expiresAt, now)
+        record(version, now, gone ? Kind.Expire : Kind.Remove, store, key, null)
+        if (!gone) removed++
       }
     }
     return removed
   }
-  const deleteKeys = logged(removeKeys)
-  const clearStore = logged((store: string) => {
-    if (clear.run(store).changes > 0) record(takeVersion(), Date.now(), Kind.Clear, store, null, null)
+  const deleteKeys = logged((store: string, keys: ReadonlyArray<string>, now: number) => removeKeys(store, keys, now))
+  const clearStore = logged((store: string, now: number) => {
+    if (clear.run(store).changes > 0) record(takeVersion(), now, Kind.Clear, store, null, null)
+  })
+  const expireEntries = logged((now: number, limit: number): Swept => {
+    const rows = deleteExpired.all(now, limit) as Array<[string, string]>
+    if (rows.length > 0) {
+      const version = takeVersion()
+      for (const [store, key] of rows) record(version, now, Kind.Expire, store, key, null)
+    }
+    return { removed: rows.length, next: (nextExpiry.get() as number | undefined) ?? undefined }
   })
 
   // More keys than one statement takes are read in one (deferred) transaction: one snapshot, so a batch another
   // process writes meanwhile is seen whole or not at all.
-  const readChunks = db.transaction((store: string, keys: ReadonlyArray<string>) => {
+  const readChunks = db.transaction((store: string, keys: ReadonlyArray<string>, now: number) => {
     const rows: Array<Row> = []
     for (const chunk of chunks(keys)) {
-      for (const row of sized("selectIn", chunk.length).all(store, ...chunk)) rows.push(row as Row)
+      for (const row of sized("selectIn", chunk.length).all(store, now, ...chunk)) rows.push(row as Row)
     }
     return rows
   })
-  const updateKey = logged((store: string, key: string, f: (text: Stored | undefined) => Stored | StorageError) => {
-    const text = f(get.get(store, key) as Stored | undefined)
-    // Thrown inside the transaction: it rolls back (nothing was written) and the error is the failure.
-    if (isStorageError(text)) throw text
-    const now = Date.now()
-    const version = takeVersion()
-    upsert.run(store, key, text, now, now, version)
-    record(version, now, Kind.Set, store, key, text)
-    return text
-  })
+  const updateKey = logged(
+    (
+      store: string,
+      key: string,
+      f: (text: Stored | undefined) => Stored | StorageError,
+      now: number,
+      expiresAt: number | undefined
+    ) => {
+      const current = getEntry.get(store, key, now) as MetaRow | undefined
+      const text = f(current?.[0])
+      // Thrown inside the transaction: it rolls back (nothing was written) and the error is the failure.
+      if (isStorageError(text)) throw text
+      const version = takeVersion()
+      upsert.run(store, key, text, now, now, version, expiresAt === undefined ? (current?.[4] ?? null) : expiresAt)
+      record(version, now, Kind.Set, store, key, text)
+      return text
+    }
+  )
 
-  const commitAtomic = logged((checks: ReadonlyArray<Check>, writes: ReadonlyArray<Write>) => {
+  const commitAtomic = logged((checks: ReadonlyArray<Check>, writes: ReadonlyArray<Write>, now: number) => {
     for (const [store, key, expected] of checks) {
-      if (((versionOf.get(store, key) as number | undefined) ?? null) !== expected) return undefined
+      if (((versionOf.get(store, key, now) as number | undefined) ?? null) !== expected) return undefined
     }
     const version = takeVersion()
-    const now = Date.now()
-    for (const [store, key, text] of writes) {
+    for (const [store, key, text, expiresAt] of writes) {
       if (text === undefined) {
-        if (sized("deleteIn", 1).get(store, key) !== undefined) record(version, now, Kind.Remove, store, key, null)
+        removeKeys(store, [key], now, version)
       } else {
-        upsert.run(store, key, text, now, now, version)
+        upsert.run(store, key, text, now, now, version, expiresAt)
         record(version, now, Kind.Set, store, key, text)
       }
     }
@@ -466,10 +489,10 @@ const makePrimitives = (db: Database.Database, history: History): SyncPrimitives
       return { rows, head: last, origin: origin.get() as [number, number] }
     }
   )
-  const readSnapshot = db.transaction((store: string, selected: ReadonlyArray<Range>): Snapshot => {
+  const readSnapshot = db.transaction((store: string, selected: ReadonlyArray<Range>, now: number): Snapshot => {
     const rows: Array<VersionedRow> = []
     for (const range of selected) {
-      for (const row of rangeStatement("versioned", range).all(...rangeParameters(store, range, "versioned"))) {
+      for (const row of rangeStatement("versioned", range).all(...rangeParameters(store, range, "versioned", now))) {
         rows.push(row as VersionedRow)
       }
     }
@@ -499,35 +522,44 @@ const makePrimitives = (db: Database.Database, history: History): SyncPrimitives
   return {
     transactions,
     feed,
-    get: (store, key) => read("get", store, () => get.get(store, key) as Stored | undefined),
-    getMany: (store, keys) =>
+    get: (store, key, now) => read("get", store, () => get.get(store, key, now) as Stored | undefined),
+    getMany: (store, keys, now) =>
       read("getMany", store, () =>
         keys.length <= CHUNK
-          ? (sized("selectIn", keys.length).all(store, ...keys) as Array<Row>)
-          : readChunks(store, keys)
+          ? (sized("selectIn", keys.length).all(store, now, ...keys) as Array<Row>)
+          : readChunks(store, keys, now)
       ),
-    has: (store, key) => read("has", store, () => has.get(store, key) !== undefined),
-    getEntry: (store, key) => read("getEntry", store, () => getEntry.get(store, key) as MetaRow | undefined),
-    scanKeys: (store, range) =>
+    has: (store, key, now) => read("has", store, () => has.get(store, key, now) !== undefined),
+    getEntry: (store, key, now) => read("getEntry", store, () => getEntry.get(store, key, now) as MetaRow | undefined),
+    scanKeys: (store, range, now) =>
       read(
         "keys",
         store,
-        () => rangeStatement("keys", range).all(...rangeParameters(store, range, "keys")) as Array<string>
+        () => rangeStatement("keys", range).all(...rangeParameters(store, range, "keys", now)) as Array<string>
       ),
-    scan: (store, range, maxBytes) => read("entries", store, () => scan(store, range, maxBytes)),
-    count: (store, range) =>
-      read("count", store, () => Number(rangeStatement("count", range).get(...rangeParameters(store, range, "count")))),
-    size: (store) => read("size", store, () => Number(size.get(store))),
-    setMany: (store, rows) =>
-      write(rows.length === 1 ? "set" : "setMany", store, () => writeRows.immediate(store, rows)),
-    deleteMany: (store, keys) =>
-      write(keys.length === 1 ? "remove" : "deleteMany", store, () => deleteKeys.immediate(store, keys)),
-    clear: (store) => write("clear", store, () => clearStore.immediate(store)),
-    update: (store, key, f) => write("update", store, () => updateKey.immediate(store, key, f)),
-    commit: (checks, writes) => write("commit", undefined, () => commitAtomic.immediate(checks, writes)),
+    scan: (store, range, maxBytes, now) => read("entries", store, () => scan(store, range, maxBytes, now)),
+    count: (store, range, now) =>
+      read("count", store, () =>
+        Number(rangeStatement("count", range).get(...rangeParameters(store, range, "count", now)))
+      ),
+    size: (store, now) => read("size", store, () => Number(size.get(store, now))),
+    setMany: (store, rows, now, expiresAt) =>
+      write(rows.length === 1 ? "set" : "setMany", store, () => writeRows.immediate(store, rows, now, expiresAt)),
+    deleteMany: (store, keys, now) =>
+      write(keys.length === 1 ? "remove" : "deleteMany", store, () => deleteKeys.immediate(store, keys, now)),
+    clear: (store, now) => write("clear", store, () => clearStore.immediate(store, now)),
+    update: (store, key, f, now, expiresAt) =>
+      write("update", store, () => updateKey.immediate(store, key, f, now, expiresAt)),
+    commit: (checks, writes, now) => write("commit", undefined, () => commitAtomic.immediate(checks, writes, now)),
+    // A sweep takes the write lock only when something has expired.
+    expire: (now, limit) => {
+      const next = read("expire", undefined, () => nextExpiry.get() as number | undefined)
+      if (next === undefined || next > now) return { removed: 0, next }
+      return write("expire", undefined, () => expireEntries.immediate(now, limit))
+    },
     head: () => read("watch", undefined, () => head.get() as number),
     changes: (after, since, store, limit) => read("watch", store, () => readChanges(after, since, store, limit)),
-    snapshot: (store, selected) => read("watch", store, () => readSnapshot(store, selected))
+    snapshot: (store, selected, now) => read("watch", store, () => readSnapshot(store, selected, now))
   }
 }
 
@@ -579,5 +611,5 @@ export const makeSqlitePrimitives = (
 export const layerSqlite = (options: SqliteOptions): Layer.Layer<Storage, DatabaseError> =>
   Layer.scoped(
     Storage,
-    Effect.map(makeSqlitePrimitives(options), (primitives) => make({ _tag: "Sync", primitives }))
+    Effect.flatMap(makeSqlitePrimitives(options), (primitives) => make({ _tag: "Sync", primitives }))
   )

@@ -4,11 +4,14 @@
  * @since 0.1.0
  */
 import * as Chunk from "effect/Chunk"
+import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { DatabaseError, ReadFailedError, StorageError, WriteFailedError } from "../errors/StorageError.js"
 import {
@@ -30,6 +33,7 @@ import {
   type Write,
   weigh
 } from "../internal/backend.js"
+import { checkExpireIn, expiresAtOf, SWEEP_BATCH, type Swept, sweepDelay, WRITE_OPTIONS } from "../internal/expiry.js"
 import { checkWatch, matches, type Notifier, type WatchRequest, type WatchSelection } from "../internal/feed.js"
 import { InvalidStoredJson, parse, serialize } from "../internal/json.js"
 import { compareCodePoints } from "../internal/order.js"
@@ -67,6 +71,19 @@ export type Json = JsonValue | Uint8Array
  */
 export interface StoreOptions {
   readonly store?: string | undefined
+}
+
+/**
+ * The options of a write of values (`set`, `setMany`, an atomic `set`): its store, and `expireIn`, how long after
+ * the write its entries expire (milliseconds, or an Effect `Duration` such as `"10 minutes"`; positive and finite).
+ * An expired entry is absent to every read at once, and deleted in the background. A write without `expireIn`
+ * stores entries that never expire (overwriting an expiring entry removes its expiry). Any other option name is
+ * refused with `InvalidKey` (9004).
+ *
+ * @since 0.4.0
+ */
+export interface SetOptions extends StoreOptions {
+  readonly expireIn?: Duration.DurationInput | undefined
 }
 
 /**
@@ -117,9 +134,9 @@ export interface Page<A = Json> {
 
 /**
  * A stored entry with its metadata, as `getEntry` reads it: when the key was first created (kept across
- * overwrites, until it is removed) and last written, in milliseconds since the epoch, and the `version` of its last
- * write: an opaque string, the same for every entry one call wrote, and greater (as a plain string) for every later
- * write to the database, whichever process made it.
+ * overwrites, until it is removed or expires) and last written, and when it expires (`null`: never), in
+ * milliseconds since the epoch; and the `version` of its last write: an opaque string, the same for every entry one
+ * call wrote, and greater (as a plain string) for every later write to the database, whichever process made it.
  *
  * @since 0.2.0
  */
@@ -127,6 +144,8 @@ export interface StoredEntry<A = Json> extends Entry<A> {
   readonly createdAt: number
   readonly updatedAt: number
   readonly version: string
+  /** @since 0.4.0 */
+  readonly expiresAt: number | null
 }
 
 /**
@@ -154,8 +173,8 @@ export interface WatchOptions {
 }
 
 /**
- * A change, as a watch gives it: a key set (with its new value), a key removed, or a store cleared (one change for
- * all the keys it removed). `version` is the version of the write that made it: every change of one write call, atomic
+ * A change, as a watch gives it: a key set (with its new value), a key removed (`expired: true` when it was removed
+ * because it had expired), or a store cleared (one change for all the keys it removed). `version` is the version of the write that made it: every change of one write call, atomic
  * commit or transaction has the same one, and later writes have greater ones. `last` marks the last change of its
  * write that the watch selects: a consumer that saves `version` when `last` is true and resumes with
  * `{ since: version }` never misses or repeats a change, even if it stopped in the middle of a write's changes.
@@ -181,6 +200,8 @@ export type Change<A = Json> =
       readonly key: string
       readonly version: string
       readonly last: boolean
+      /** Present (and `true`) when the entry was removed because it had expired. */
+      readonly expired?: true
     }
   | { readonly type: "clear"; readonly store: string; readonly version: string; readonly last: boolean }
 
@@ -234,7 +255,7 @@ export type WriteError = RemoveError | SerializationError
  *
  * @since 0.1.0
  */
-export interface UpdateOptions extends StoreOptions {
+export interface UpdateOptions extends SetOptions {
   /** The value the update function receives when the key is absent. Without it, an absent key is `NotFound`. */
   readonly default?: unknown
 }
@@ -269,8 +290,8 @@ export interface Atomic<Commit> {
    * absent). A version is a string that `getEntry` or a commit returned.
    */
   readonly check: (key: string, version: string | null, options?: StoreOptions) => Atomic<Commit>
-  /** Stores a value (inserting or overwriting) when the commit goes through. */
-  readonly set: (key: string, value: unknown, options?: StoreOptions) => Atomic<Commit>
+  /** Stores a value (inserting or overwriting) when the commit goes through; `expireIn` as for `set`. */
+  readonly set: (key: string, value: unknown, options?: SetOptions) => Atomic<Commit>
   /** Removes a key when the commit goes through. */
   readonly remove: (key: string, options?: StoreOptions) => Atomic<Commit>
   /** Commits: in one transaction, every check, then (when they all pass) every write, in the order given. */
@@ -290,9 +311,10 @@ export interface StorageService {
   /**
    * Stores a value, inserting or overwriting. The value must be JSON that survives a round trip exactly (`-0`
    * included), or bytes (a `Uint8Array`, as a whole value); anything else (`undefined`, `NaN`, a `Date`, a cycle,
-   * bytes inside a JSON value, …) fails with `SerializationError` and writes nothing.
+   * bytes inside a JSON value, …) fails with `SerializationError` and writes nothing. With `expireIn`, the entry
+   * expires that long after the write (see {@link SetOptions}).
    */
-  readonly set: (key: string, value: unknown, options?: StoreOptions) => Effect.Effect<void, WriteError>
+  readonly set: (key: string, value: unknown, options?: SetOptions) => Effect.Effect<void, WriteError>
   /** Removes a key; `true` when it existed. */
   readonly remove: (key: string, options?: StoreOptions) => Effect.Effect<boolean, RemoveError>
   /** Removes every key of the store, and of no other store. */
@@ -325,8 +347,11 @@ export interface StorageService {
     keys: Iterable<string>,
     options?: StoreOptions
   ) => Effect.Effect<ReadonlyMap<string, Json>, ReadValueError>
-  /** Stores many values at once: all of them, or (when any key or value is refused, or SQLite fails) none. */
-  readonly setMany: (entries: SetManyEntries, options?: StoreOptions) => Effect.Effect<void, WriteError>
+  /**
+   * Stores many values at once: all of them, or (when any key or value is refused, or SQLite fails) none. With
+   * `expireIn`, every entry written expires that long after the write.
+   */
+  readonly setMany: (entries: SetManyEntries, options?: SetOptions) => Effect.Effect<void, WriteError>
   /** Removes many keys at once, all or none; returns how many existed. */
   readonly deleteMany: (keys: Iterable<string>, options?: StoreOptions) => Effect.Effect<number, RemoveError>
   /** Total size in bytes of the stored values of the store, as UTF-8 JSON text. */
@@ -334,8 +359,10 @@ export interface StorageService {
   /**
    * Atomically replaces the value of a key with `f(current)` and returns the new value: the read and the write
    * happen in one transaction that holds the write lock from its start, so concurrent updates from other fibers
-   * or processes are never lost. An absent key fails with `NotFound` (9001) unless `options.default` is given;
-   * when `f` throws, or returns what JSON cannot carry, nothing is written.
+   * or processes are never lost. An absent (or expired) key fails with `NotFound` (9001) unless `options.default` is
+   * given; when `f` throws, or returns what JSON cannot carry, nothing is written. The entry keeps its expiry (as
+   * Redis's `INCR` keeps a key's TTL) unless `expireIn` gives a new one; a key created by the update never expires
+   * unless `expireIn` is given.
    */
   readonly update: (
     key: string,
@@ -392,10 +419,10 @@ const invalidStored = (store: string, key: string, invalid: InvalidStoredJson): 
 // the backend primitives they yield. A refusal is thrown (always one of the library's errors); a sync backend
 // runs a program in one call, an effectful one step by step.
 
-/** A request for one backend primitive. */
+/** A request for one backend primitive, or (`now`) for the current time from the runner's clock. */
 class Call {
   constructor(
-    readonly name: keyof Primitives,
+    readonly name: keyof Primitives | "now",
     readonly args: ReadonlyArray<unknown>
   ) {}
 }
@@ -408,6 +435,33 @@ function* call<K extends keyof Primitives>(
 ): Generator<Call, ReturnType<Primitives[K]>, unknown> {
   return (yield new Call(name, args)) as ReturnType<Primitives[K]>
 }
+
+const NOW = new Call("now", [])
+
+/**
+ * The current time in ms since the epoch, from the clock of whoever runs the program: Effect's `Clock` in the Effect
+ * API (so `TestClock` drives expiry), the system's in the Promise API. A program asks once, after its checks, and
+ * gives the same time to every primitive it calls.
+ */
+function* time(): Generator<Call, number, unknown> {
+  return (yield NOW) as number
+}
+
+/**
+ * Where a runner takes the time from: Effect's `Clock` is one.
+ *
+ * @internal
+ */
+export interface TimeSource {
+  readonly unsafeCurrentTimeMillis: () => number
+}
+
+/**
+ * The system's clock, as the Promise API runs on it.
+ *
+ * @internal
+ */
+export const systemClock: TimeSource = { unsafeCurrentTimeMillis: () => Date.now() }
 
 const storeOf = (options: unknown): string => {
   const store = resolveStore(options)
@@ -460,64 +514,81 @@ const decodeRows = (store: string, rows: ReadonlyArray<Row>): Array<Entry> => {
 const programs = {
   *get(key: string, options?: StoreOptions): Program<Option.Option<Json>> {
     const store = storeOf(options)
-    const text = yield* call("get", store, requireKey(key))
+    requireKey(key)
+    const text = yield* call("get", store, key, yield* time())
     return text === undefined ? Option.none() : Option.some(decode(store, key, text))
   },
-  *set(key: string, value: unknown, options?: StoreOptions): Program<void> {
+  *set(key: string, value: unknown, options?: SetOptions): Program<void> {
     const store = storeOf(options)
+    const expireIn = checkExpireIn(options, WRITE_OPTIONS)
     const text = encode(store, requireKey(key), value)
     if (isStorageError(text)) throw text
-    yield* call("setMany", store, [[key, text]])
+    const now = yield* time()
+    yield* call("setMany", store, [[key, text]], now, expiresAtOf(now, expireIn))
   },
   *remove(key: string, options?: StoreOptions): Program<boolean> {
     const store = storeOf(options)
-    return (yield* call("deleteMany", store, [requireKey(key)])) > 0
+    requireKey(key)
+    return (yield* call("deleteMany", store, [key], yield* time())) > 0
   },
   *clear(options?: StoreOptions): Program<void> {
-    yield* call("clear", storeOf(options))
+    const store = storeOf(options)
+    yield* call("clear", store, yield* time())
   },
   *keys(selector?: Selector): Program<ReadonlyArray<string>> {
     const { store, range, empty } = select(selector)
-    return empty ? [] : yield* call("scanKeys", store, range)
+    return empty ? [] : yield* call("scanKeys", store, range, yield* time())
   },
   *has(key: string, options?: StoreOptions): Program<boolean> {
     const store = storeOf(options)
-    return yield* call("has", store, requireKey(key))
+    requireKey(key)
+    return yield* call("has", store, key, yield* time())
   },
   *entries(selector?: Selector): Program<ReadonlyArray<Entry>> {
     const { store, range, empty } = select(selector)
-    return empty ? [] : decodeRows(store, yield* call("scan", store, range, Number.POSITIVE_INFINITY))
+    if (empty) return []
+    return decodeRows(store, yield* call("scan", store, range, Number.POSITIVE_INFINITY, yield* time()))
   },
   *page(options?: PageOptions): Program<Page> {
     const { selection, range, size } = selectPage(options)
     if (selection.empty) return { entries: [], cursor: null }
-    const rows = yield* call("scan", selection.store, range, Number.POSITIVE_INFINITY)
+    const rows = yield* call("scan", selection.store, range, Number.POSITIVE_INFINITY, yield* time())
     // One row more than the page holds was read: it tells whether there is a next page.
     const entries = decodeRows(selection.store, rows.length > size ? rows.slice(0, size) : rows)
     return { entries, cursor: rows.length > size ? encodeCursor(selection, entries[size - 1]!.key) : null }
   },
   *count(selector?: Selector): Program<number> {
     const { store, range, empty } = select(selector)
-    return empty ? 0 : yield* call("count", store, range)
+    return empty ? 0 : yield* call("count", store, range, yield* time())
   },
   *getEntry(key: string, options?: StoreOptions): Program<Option.Option<StoredEntry>> {
     const store = storeOf(options)
-    const row = yield* call("getEntry", store, requireKey(key))
+    requireKey(key)
+    const row = yield* call("getEntry", store, key, yield* time())
     if (row === undefined) return Option.none()
-    const [text, createdAt, updatedAt, version] = row
-    return Option.some({ key, value: decode(store, key, text), createdAt, updatedAt, version: formatVersion(version) })
+    const [text, createdAt, updatedAt, version, expiresAt] = row
+    return Option.some({
+      key,
+      value: decode(store, key, text),
+      createdAt,
+      updatedAt,
+      version: formatVersion(version),
+      expiresAt
+    })
   },
   *getMany(keys: Iterable<string>, options?: StoreOptions): Program<ReadonlyMap<string, Json>> {
     const checked = requireKeys(keys)
     const store = storeOf(options)
     if (checked.length === 0) return new Map()
-    const rows = [...(yield* call("getMany", store, checked))].sort((a, b) => compareCodePoints(a[0], b[0]))
+    const found = yield* call("getMany", store, checked, yield* time())
+    const rows = [...found].sort((a, b) => compareCodePoints(a[0], b[0]))
     const values = new Map<string, Json>()
     for (const [key, text] of rows) values.set(key, decode(store, key, text))
     return values
   },
-  *setMany(entries: SetManyEntries, options?: StoreOptions): Program<void> {
+  *setMany(entries: SetManyEntries, options?: SetOptions): Program<void> {
     const store = storeOf(options)
+    const expireIn = checkExpireIn(options, WRITE_OPTIONS)
     // Every value is checked, even one that a later pair for the same key replaces: a refused value anywhere
     // refuses the batch. The last value of a repeated key is the one written.
     const rows: Array<Row> = []
@@ -534,19 +605,23 @@ const programs = {
       }
     })
     if (invalid !== undefined) throw invalid
-    if (rows.length > 0) yield* call("setMany", store, rows)
+    if (rows.length === 0) return
+    const now = yield* time()
+    yield* call("setMany", store, rows, now, expiresAtOf(now, expireIn))
   },
   *deleteMany(keys: Iterable<string>, options?: StoreOptions): Program<number> {
     const checked = requireKeys(keys)
     const store = storeOf(options)
-    return checked.length === 0 ? 0 : yield* call("deleteMany", store, checked)
+    return checked.length === 0 ? 0 : yield* call("deleteMany", store, checked, yield* time())
   },
   *size(options?: StoreOptions): Program<number> {
-    return yield* call("size", storeOf(options))
+    const store = storeOf(options)
+    return yield* call("size", store, yield* time())
   },
   *update(key: string, f: (current: Json) => unknown, options?: UpdateOptions): Program<Json> {
     const store = storeOf(options)
     requireKey(key)
+    const expireIn = checkExpireIn(options, UPDATE_OPTIONS)
     if (typeof f !== "function") {
       throw new InvalidKeyError({ reason: `update needs a function of the current value, got ${typeof f}` })
     }
@@ -570,9 +645,14 @@ const programs = {
       }
       return encode(store, key, value)
     }
-    return decode(store, key, yield* call("update", store, key, next))
+    const now = yield* time()
+    // Without expireIn, the entry keeps its own expiry (`undefined`).
+    const expiresAt = expiresAtOf(now, expireIn) ?? undefined
+    return decode(store, key, yield* call("update", store, key, next, now, expiresAt))
   }
 }
+
+const UPDATE_OPTIONS = [...WRITE_OPTIONS, "default"]
 
 /**
  * Where a list stands: what is left of its range (its limit: how many entries it may still give) and how many rows
@@ -616,13 +696,29 @@ export const startList = (selector: unknown): ListState | undefined => {
  */
 export type AtomicOperation =
   | { readonly _tag: "check"; readonly key: unknown; readonly version: unknown; readonly options: unknown }
-  | { readonly _tag: "set"; readonly key: unknown; readonly text: Stored | StorageError; readonly options: unknown }
+  | {
+      readonly _tag: "set"
+      readonly key: unknown
+      /** The serialized value and the milliseconds it expires after the commit, or the error that refused them. */
+      readonly text: readonly [text: Stored, expireIn: number | undefined] | StorageError
+      readonly options: unknown
+    }
   | { readonly _tag: "remove"; readonly key: unknown; readonly options: unknown }
 
-/** Serializes the value of an atomic `set` when it is called, so that what it will write is fixed then. */
-const encodeForCommit = (key: unknown, value: unknown, options: unknown): Stored | StorageError => {
+/**
+ * Serializes the value of an atomic `set` and checks its options when it is called, so that what it will write is
+ * fixed then.
+ */
+const encodeForCommit = (
+  key: unknown,
+  value: unknown,
+  options: unknown
+): readonly [Stored, number | undefined] | StorageError => {
   try {
-    return encode(storeOf(options), requireKey(key), value)
+    const store = storeOf(options)
+    const expireIn = checkExpireIn(options, WRITE_OPTIONS)
+    const text = encode(store, requireKey(key), value)
+    return isStorageError(text) ? text : [text, expireIn]
   } catch (thrown) {
     return asStorageError(thrown)
   }
@@ -679,6 +775,7 @@ const changeOf = (row: ChangeRow, last: boolean): Change => {
   const at = formatVersion(version)
   if (kind === Kind.Set) return { type: "set", store, key: key!, value: decode(store, key!, text!), version: at, last }
   if (kind === Kind.Remove) return { type: "remove", store, key: key!, version: at, last }
+  if (kind === Kind.Expire) return { type: "remove", store, key: key!, version: at, last, expired: true }
   return { type: "clear", store, version: at, last }
 }
 
@@ -686,16 +783,26 @@ const changeOf = (row: ChangeRow, last: boolean): Change => {
 const internalPrograms = {
   *commitAtomic(operations: ReadonlyArray<AtomicOperation>): Program<CommitResult> {
     const checks: Array<Check> = []
-    const writes: Array<Write> = []
+    const sets: Array<readonly [store: string, key: string, text: Stored | undefined, expireIn: number | undefined]> =
+      []
     for (const operation of operations) {
       const store = storeOf(operation.options)
       const key = requireKey(operation.key)
       if (operation._tag === "check") checks.push([store, key, parseVersion(operation.version)])
-      else if (operation._tag === "remove") writes.push([store, key, undefined])
+      else if (operation._tag === "remove") sets.push([store, key, undefined, undefined])
       else if (isStorageError(operation.text)) throw operation.text
-      else writes.push([store, key, operation.text])
+      else sets.push([store, key, operation.text[0], operation.text[1]])
     }
-    const version = yield* call("commit", checks, writes)
+    const now = yield* time()
+    const writes = sets.map(
+      ([store, key, text, expireIn]): Write => [
+        store,
+        key,
+        text,
+        text === undefined ? null : expiresAtOf(now, expireIn)
+      ]
+    )
+    const version = yield* call("commit", checks, writes, now)
     return version === undefined ? { ok: false } : { ok: true, version: formatVersion(version) }
   },
   /**
@@ -705,7 +812,7 @@ const internalPrograms = {
   *watchStart(request: WatchRequest): Program<readonly [ReadonlyArray<Change>, WatchState]> {
     const { selection } = request
     if (request.initial) {
-      const { rows, head } = yield* call("snapshot", selection.store, selection.ranges)
+      const { rows, head } = yield* call("snapshot", selection.store, selection.ranges, yield* time())
       const version = formatVersion(head)
       const changes = rows.map(
         ([key, text], index): Change => ({
@@ -734,6 +841,10 @@ const internalPrograms = {
    * change of each write is marked `last`: a selected change is held back until a record of another write shows
    * that its write ended (or the read reached the head of the log, where every write is whole).
    */
+  /** One sweep of expired entries: a bounded batch deleted, and when the next one expires. */
+  *sweep(): Program<Swept> {
+    return yield* call("expire", yield* time(), SWEEP_BATCH)
+  },
   *watchChunk(state: WatchState): Program<WatchStep> {
     const { selection, cursor, since } = state
     const batch = yield* call("changes", cursor, since, selection.store, WATCH_CHUNK)
@@ -768,7 +879,7 @@ const internalPrograms = {
   *listChunk(state: ListState): Program<readonly [ReadonlyArray<Row>, ListState | undefined]> {
     const { store, range, chunk } = state
     const want = range.limit === undefined ? chunk : Math.min(chunk, range.limit)
-    const rows = yield* call("scan", store, { ...range, limit: want }, CHUNK_BYTES)
+    const rows = yield* call("scan", store, { ...range, limit: want }, CHUNK_BYTES, yield* time())
     let bytes = 0
     for (const row of rows) bytes += weigh(row)
     // Fewer rows than asked for, without reaching the byte budget, means the range has no more.
@@ -792,11 +903,20 @@ const internalPrograms = {
 }
 
 /** Runs the rest of a program on synchronous primitives, from its first step: its result, or it throws. */
-const finishSync = <A>(primitives: Primitives, program: Program<A>, first: IteratorResult<Call, A>): A => {
+const finishSync = <A>(
+  primitives: Primitives,
+  program: Program<A>,
+  first: IteratorResult<Call, A>,
+  clock: TimeSource
+): A => {
   let step = first
   while (!step.done) {
     const { name, args } = step.value
-    step = program.next((primitives[name] as (...args: ReadonlyArray<unknown>) => unknown)(...args))
+    step = program.next(
+      name === "now"
+        ? clock.unsafeCurrentTimeMillis()
+        : (primitives[name] as (...args: ReadonlyArray<unknown>) => unknown)(...args)
+    )
   }
   return step.value
 }
@@ -825,6 +945,7 @@ const runEffect = <A>(primitives: EffectPrimitives, program: Program<A>): Effect
     }
     if (step.done) return Effect.succeed(step.value)
     const { name, args } = step.value
+    if (name === "now") return Effect.flatMap(Clock.currentTimeMillis, next)
     return Effect.flatMap(
       (primitives[name] as (...args: ReadonlyArray<unknown>) => Effect.Effect<unknown, StorageError>)(...args),
       next
@@ -864,7 +985,7 @@ export const begin = <K extends keyof Programs>(name: K, ...args: Parameters<Pro
   return {
     resume: (primitives) => {
       try {
-        return finishSync(primitives, program, first)
+        return finishSync(primitives, program, first, systemClock)
       } catch (thrown) {
         throw asStorageError(thrown)
       }
@@ -873,19 +994,64 @@ export const begin = <K extends keyof Programs>(name: K, ...args: Parameters<Pro
 }
 
 /**
- * Builds the service from a backend's primitives. Validation, serialization, decoding, ranges and the order of
- * `getMany` live in the programs above, once, so every backend behaves the same by construction.
+ * Builds the service from a backend's primitives, with the sweeper that deletes its expired entries in the
+ * background for as long as the scope lasts. Validation, serialization, decoding, ranges and the order of `getMany`
+ * live in the programs above, once, so every backend behaves the same by construction.
  *
  * @internal
  */
-export const make = (backend: Backend): StorageService => {
+export const make = (backend: Backend): Effect.Effect<StorageService, never, Scope.Scope> =>
+  Effect.suspend(() => {
+    const [service, run] = build(backend)
+    return Effect.as(Effect.forkScoped(sweeper(run)), service)
+  })
+
+/**
+ * Deletes expired entries in the background, forever: a bounded batch per sweep (each its own short transaction,
+ * run as any operation is, so it waits for a transaction in progress), the next one at once when the batch was
+ * full, else when the next known entry expires, and at least every `SWEEP_INTERVAL` (entries written by other
+ * processes). Time is the `Clock`'s: a `TestClock` drives it. A failed sweep (a busy or read-only database) is tried
+ * again later; reads never depend on it, since they skip expired entries themselves.
+ */
+const sweeper = (run: Runner): Effect.Effect<never> =>
+  Effect.gen(function* () {
+    const clock = yield* Effect.clock
+    while (true) {
+      const swept = yield* Effect.orElseSucceed(
+        run(() => internalPrograms.sweep()),
+        (): Swept => ({ removed: 0, next: undefined })
+      )
+      const delay = sweepDelay(swept, clock.unsafeCurrentTimeMillis())
+      yield* delay === 0
+        ? Effect.yieldNow()
+        : clock === liveClock
+          ? unrefSleep(delay)
+          : clock.sleep(Duration.millis(delay))
+    }
+  })
+
+/** Effect's own clock, which every program runs on unless it provides another (a `TestClock`). */
+const liveClock = Effect.runSync(Effect.clock)
+
+/**
+ * Waits on a timer that does not keep the process alive: the sweeper, like the change feed's poll, must never be
+ * the reason a process that has nothing else to do keeps running.
+ */
+const unrefSleep = (millis: number): Effect.Effect<void> =>
+  Effect.async((resume) => {
+    const timer = setTimeout(() => resume(Effect.void), millis)
+    timer.unref()
+    return Effect.sync(() => clearTimeout(timer))
+  })
+
+const build = (backend: Backend): readonly [StorageService, Runner] => {
   const runNow: Runner =
     backend._tag === "Sync"
       ? (start) =>
-          Effect.suspend(() => {
+          Effect.clockWith((clock) => {
             const program = start()
             try {
-              return Effect.succeed(finishSync(backend.primitives, program, program.next()))
+              return Effect.succeed(finishSync(backend.primitives, program, program.next(), clock))
             } catch (thrown) {
               return Effect.fail(asStorageError(thrown))
             }
@@ -904,7 +1070,7 @@ export const make = (backend: Backend): StorageService => {
         )
         return backend.withTransaction(f(tx)).pipe(Effect.ensuring(Effect.sync(() => (scope.open = false))))
       })
-    return buildService(runNow, transaction, backend.feed)
+    return [buildService(runNow, transaction, backend.feed), runNow]
   }
   // A synchronous backend has one connection: while a transaction holds it, operations of other fibers wait for it
   // (on the lock the transaction holds); those of the transaction's own fiber, and of fibers it forks, join it.
@@ -957,7 +1123,7 @@ export const make = (backend: Backend): StorageService => {
         })
       )
     })
-  return buildService(run, transaction, backend.primitives.feed)
+  return [buildService(run, transaction, backend.primitives.feed), run]
 }
 
 type Runner = <A>(start: () => Program<A>) => Effect.Effect<A, StorageError>

@@ -21,6 +21,7 @@ import {
   type ReadValueError,
   type RemoveError,
   type Selector,
+  type SetOptions,
   Storage,
   type StorageService,
   type StoredEntry,
@@ -43,7 +44,7 @@ export interface TypedStore<A> {
   /** The store this view reads and writes. */
   readonly store: string
   readonly get: (key: string) => Effect.Effect<Option.Option<A>, ReadValueError>
-  readonly set: (key: string, value: A) => Effect.Effect<void, WriteError>
+  readonly set: (key: string, value: A, options?: Omit<SetOptions, "store">) => Effect.Effect<void, WriteError>
   readonly remove: (key: string) => Effect.Effect<boolean, RemoveError>
   readonly clear: Effect.Effect<void, RemoveError>
   readonly has: (key: string) => Effect.Effect<boolean, ReadError>
@@ -57,14 +58,15 @@ export interface TypedStore<A> {
   readonly getMany: (keys: Iterable<string>) => Effect.Effect<ReadonlyMap<string, A>, ReadValueError>
   /** Stores many values, all or none: one refused by the schema refuses the batch before anything is written. */
   readonly setMany: (
-    entries: Iterable<readonly [string, A]> | Readonly<Record<string, A>>
+    entries: Iterable<readonly [string, A]> | Readonly<Record<string, A>>,
+    options?: Omit<SetOptions, "store">
   ) => Effect.Effect<void, WriteError>
   readonly deleteMany: (keys: Iterable<string>) => Effect.Effect<number, RemoveError>
   /** Atomically replaces a value with `f(current)` (decoded, then encoded, inside the write's transaction). */
   readonly update: (
     key: string,
     f: (current: A) => A,
-    options?: { readonly default?: A }
+    options?: { readonly default?: A; readonly expireIn?: SetOptions["expireIn"] }
   ) => Effect.Effect<A, UpdateError>
   /** The store's changes with decoded values; see `StorageService.watch`. */
   readonly watch: (
@@ -118,7 +120,8 @@ export const forSchema = <A, I>(
       Effect.flatMap(storage.get(key, at), (found) =>
         Option.isNone(found) ? Effect.succeedNone : Effect.asSome(decode(key, found.value))
       ),
-    set: (key, value) => Effect.flatMap(encode(key, value), (encoded) => storage.set(key, encoded, at)),
+    set: (key, value, options) =>
+      Effect.flatMap(encode(key, value), (encoded) => storage.set(key, encoded, { ...options, ...at })),
     remove: (key) => storage.remove(key, at),
     clear: storage.clear(at),
     has: (key) => storage.has(key, at),
@@ -144,7 +147,7 @@ export const forSchema = <A, I>(
           (pairs) => new Map(pairs)
         )
       ),
-    setMany: (entries) =>
+    setMany: (entries, options) =>
       Effect.flatMap(
         Effect.forEach(
           Symbol.iterator in entries
@@ -152,7 +155,7 @@ export const forSchema = <A, I>(
             : Object.entries(entries as Readonly<Record<string, A>>),
           ([key, value]) => Effect.map(encode(key, value), (encoded) => [key, encoded] as const)
         ),
-        (encoded) => storage.setMany(encoded, at)
+        (encoded) => storage.setMany(encoded, { ...options, ...at })
       ),
     deleteMany: (keys) => storage.deleteMany(keys, at),
     update: (key, f, options) => {
@@ -167,10 +170,11 @@ export const forSchema = <A, I>(
           throw cause
         }
       }
+      const expiry = options?.expireIn === undefined ? {} : { expireIn: options.expireIn }
       const updateOptions =
         options !== undefined && Object.hasOwn(options, "default")
-          ? Effect.map(encode(key, options.default as A), (encoded) => ({ ...at, default: encoded }))
-          : Effect.succeed(at)
+          ? Effect.map(encode(key, options.default as A), (encoded) => ({ ...at, ...expiry, default: encoded }))
+          : Effect.succeed({ ...at, ...expiry })
       return Effect.flatMap(updateOptions, (resolved) =>
         storage.update(key, step, resolved).pipe(
           Effect.mapError((error) => (refused !== undefined && error instanceof GenericError ? refused : error)),
