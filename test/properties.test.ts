@@ -1,9 +1,11 @@
 import { inspect } from "node:util"
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import { expect, it } from "@effect/vitest"
+import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as TestClock from "effect/TestClock"
 import fc from "fast-check"
 import {
   type Json,
@@ -333,6 +335,93 @@ for (const [name, layer] of layers) {
           }
         }),
       RUNS
+    )
+  })
+}
+
+/** A step of the expiry model: a write (with or without expireIn), the clock moving on, or a read. */
+type ExpiryStep =
+  | { readonly op: "set"; readonly key: string; readonly value: number; readonly expireIn: number | null }
+  | { readonly op: "update"; readonly key: string; readonly expireIn: number | null }
+  | { readonly op: "remove"; readonly key: string }
+  | { readonly op: "advance"; readonly millis: number }
+
+const expiryKey = fc.constantFrom("a", "b", "c", "d")
+// Small times as well as large ones, so that steps land on an entry's last millisecond and on its first one gone.
+const expireIn = fc.option(fc.oneof(fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 3000 })), { nil: null })
+const advance = fc.oneof(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 2000 }))
+const expiryStep: fc.Arbitrary<ExpiryStep> = fc.oneof(
+  { weight: 3, arbitrary: fc.record({ op: fc.constant("set" as const), key: expiryKey, value: fc.nat(), expireIn }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant("update" as const), key: expiryKey, expireIn }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant("remove" as const), key: expiryKey }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({ op: fc.constant("advance" as const), millis: advance })
+  }
+)
+
+for (const [name, layer] of layers) {
+  it.layer(layer, { timeout: "120 seconds" })(`${name} on a TestClock`, (it) => {
+    it.effect.prop(
+      "random writes with random expireIn and clock moves agree with a plain model at every step",
+      [fc.array(expiryStep, { maxLength: 30 })],
+      ([steps]) =>
+        Effect.gen(function* () {
+          const storage = yield* Storage
+          const store = freshStore()
+          // The model: each live key's value and expiry time; an entry is live while its expiry is after now.
+          const model = new Map<string, { value: number; expiresAt: number | null }>()
+          const live = (now: number) =>
+            [...model].filter(([, entry]) => entry.expiresAt === null || entry.expiresAt > now)
+          for (const step of steps) {
+            const now = yield* Clock.currentTimeMillis
+            const alive = new Map(live(now))
+            switch (step.op) {
+              case "set": {
+                const options = step.expireIn === null ? { store } : { store, expireIn: step.expireIn }
+                yield* storage.set(step.key, step.value, options)
+                model.set(step.key, {
+                  value: step.value,
+                  expiresAt: step.expireIn === null ? null : now + step.expireIn
+                })
+                break
+              }
+              case "update": {
+                const options =
+                  step.expireIn === null ? { store, default: 0 } : { store, default: 0, expireIn: step.expireIn }
+                yield* storage.update(step.key, (n) => (n as number) + 1, options)
+                const current = alive.get(step.key)
+                model.set(step.key, {
+                  value: (current?.value ?? 0) + 1,
+                  expiresAt: step.expireIn !== null ? now + step.expireIn : (current?.expiresAt ?? null)
+                })
+                break
+              }
+              case "remove":
+                expect(yield* storage.remove(step.key, { store })).toBe(alive.has(step.key))
+                model.delete(step.key)
+                break
+              case "advance":
+                yield* TestClock.adjust(step.millis)
+                break
+            }
+            const after = yield* Clock.currentTimeMillis
+            const expected = live(after).sort(([a], [b]) => byCodePoint(a, b))
+            const context = inspect({ step, after, expected })
+            expect(yield* storage.keys({ store }), context).toEqual(expected.map(([key]) => key))
+            expect(yield* storage.count({ store }), context).toBe(expected.length)
+            for (const key of ["a", "b", "c", "d"]) {
+              const entry = Option.getOrNull(yield* storage.getEntry(key, { store }))
+              const wanted = expected.find(([k]) => k === key)?.[1]
+              expect(
+                entry === null ? null : { value: entry.value, expiresAt: entry.expiresAt },
+                `${key} ${context}`
+              ).toEqual(wanted ?? null)
+              expect(yield* storage.has(key, { store })).toBe(wanted !== undefined)
+            }
+          }
+        }),
+      { fastCheck: { numRuns: 100 } }
     )
   })
 }

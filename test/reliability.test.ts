@@ -298,6 +298,40 @@ describe("several processes", () => {
   })
 })
 
+describe("expiry across processes", () => {
+  it("entries that an exited process wrote to expire are swept by a running one, whose watchers hear of it", async () => {
+    const filename = freshFile()
+    const client = open({ filename })
+    await client.set("stays", 1)
+    const since = (await client.getEntry("stays"))!.version
+    const writer = spawnSync(
+      process.execPath,
+      [
+        "--input-type=module",
+        "-e",
+        `import { open } from ${JSON.stringify(new URL("../dist/promise.js", import.meta.url).href)}
+         const c = open({ filename: ${JSON.stringify(filename)} })
+         await c.setMany({ a: 1, b: 2 }, { expireIn: 200 })
+         await c.close()`
+      ],
+      { encoding: "utf8", timeout: 20_000 }
+    )
+    expect(writer.stderr).toBe("")
+    const seen: Array<string> = []
+    for await (const change of client.watch({}, { since })) {
+      seen.push(
+        `${change.type} ${change.type === "clear" ? "" : change.key}${change.type === "remove" && change.expired ? " expired" : ""}`
+      )
+      if (seen.length === 4) break
+    }
+    expect(seen).toEqual(["set a", "set b", "remove a expired", "remove b expired"])
+    const db = new Database(filename, { readonly: true })
+    expect(db.prepare("SELECT key FROM runtime_storage").pluck().all()).toEqual(["stays"])
+    db.close()
+    await client.close()
+  }, 20_000)
+})
+
 describe("the change feed across processes", () => {
   interface Printed {
     readonly type: string

@@ -122,6 +122,53 @@ describe("layerSqlite on a file", () => {
     })
   )
 
+  it.effect("expired entries are deleted in bounded batches, each its own version, and leave no row behind", () =>
+    Effect.gen(function* () {
+      const filename = freshFile()
+      const entries = Array.from({ length: 1200 }, (_, i) => [`k${i}`, { i }] as const)
+      const removed = yield* withStorage(layerSqlite({ filename }), (storage) =>
+        Effect.gen(function* () {
+          yield* storage.set("stays", 1)
+          const since = Option.getOrThrow(yield* storage.getEntry("stays")).version
+          yield* storage.setMany(entries, { expireIn: 1000 })
+          yield* TestClock.adjust(1000)
+          // The sweeper's removals, as the feed gives them once it has done them all.
+          const changes = yield* Stream.runCollect(Stream.take(storage.watch({}, { since }), 1200 + 1200))
+          return [...changes].filter((change) => change.type === "remove")
+        })
+      )
+      expect(removed).toHaveLength(1200)
+      expect(removed.every((change) => change.type === "remove" && change.expired === true)).toBe(true)
+      // 500 per sweep: three short transactions, three versions.
+      expect(new Set(removed.map((change) => change.version)).size).toBe(3)
+      const db = raw(filename)
+      expect(db.prepare("SELECT key FROM runtime_storage").pluck().all()).toEqual(["stays"])
+      db.close()
+    })
+  )
+
+  it.effect("reads of a store with expiring entries read no table row to count, and use the expiry index", () =>
+    Effect.gen(function* () {
+      const filename = freshFile()
+      yield* withStorage(layerSqlite({ filename }), (storage) => storage.set("k", 1, { expireIn: 1000 }))
+      const db = raw(filename)
+      const plan = (sql: string) =>
+        db
+          .prepare(`EXPLAIN QUERY PLAN ${sql}`)
+          .all(...Array.from(sql.matchAll(/\?/g), () => "x"))
+          .map((row) => (row as { detail: string }).detail)
+          .join(" | ")
+      const { rangeSql, Sql } = yield* Effect.promise(() => import("../src/internal/schema.js"))
+      const count = plan(rangeSql("count", { lower: "a", upper: "b", reverse: false, limit: undefined }))
+      expect(count).toMatch(/COVERING INDEX runtime_storage_key/)
+      expect(count).toMatch(/COVERING INDEX runtime_storage_expiry/)
+      expect(count).not.toMatch(/SCAN runtime_storage\b/)
+      expect(plan(Sql.nextExpiry)).toMatch(/COVERING INDEX runtime_storage_expiry/)
+      expect(plan(Sql.deleteExpired)).toMatch(/runtime_storage_expiry/)
+      db.close()
+    })
+  )
+
   it.effect("created_at is kept and updated_at moves on an overwrite", () =>
     Effect.gen(function* () {
       const filename = freshFile()

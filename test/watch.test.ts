@@ -221,7 +221,7 @@ describe("polling", () => {
     unregister()
   })
 
-  it("a process whose only work left is watching exits on its own", () => {
+  it("a process whose only work left is watching (and entries to expire) exits on its own", () => {
     const script = `
       import { open } from ${JSON.stringify(path.resolve("dist/promise.js"))}
       import { layerSqlite, Storage } from ${JSON.stringify(path.resolve("dist/index.js"))}
@@ -232,7 +232,9 @@ describe("polling", () => {
       const changes = client.watch()
       changes.next()
       await client.set("a", 1)
-      Effect.runFork(Effect.scoped(Effect.flatMap(Storage, (s) => Stream.runDrain(s.watch())).pipe(
+      // Entries that expire in a minute: the sweepers wait for them on timers that keep nothing alive.
+      await client.set("e", 1, { expireIn: 60_000 })
+      Effect.runFork(Effect.scoped(Effect.flatMap(Storage, (s) => Effect.zipRight(s.set("e", 1, { expireIn: "1 minute" }), Stream.runDrain(s.watch()))).pipe(
         Effect.provide(layerSqlite({ filename: ${JSON.stringify(freshFile())} })))))
       setTimeout(() => process.stdout.write("watching\\n"), 100)
     `
