@@ -19,8 +19,8 @@ export const openRawDatabase = (filename) => {
 }
 
 /**
- * The library's table and index (schema 2, src/internal/schema.ts), created by the raw side in its own database. Raw
- * keeps no versions: its rows take the column's default.
+ * The library's table and key index (schema 4, src/internal/schema.ts), created by the raw side in its own database.
+ * Raw keeps no versions and no expiry: its rows take the columns' defaults.
  */
 export const RAW_SCHEMA = `CREATE TABLE IF NOT EXISTS runtime_storage (
   id INTEGER PRIMARY KEY,
@@ -29,6 +29,7 @@ export const RAW_SCHEMA = `CREATE TABLE IF NOT EXISTS runtime_storage (
   version INTEGER NOT NULL DEFAULT 0,
   created_at INTEGER NOT NULL,
   updated_at INTEGER NOT NULL,
+  expires_at INTEGER,
   value TEXT NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS runtime_storage_key ON runtime_storage (store, key)`
@@ -96,6 +97,13 @@ export const rawApi = (db) => {
       return Promise.resolve()
     },
     has: (key) => Promise.resolve(hasStatement.get(STORE, key) !== undefined),
+    /** Bytes stored as a BLOB, as they are, and read back as better-sqlite3 gives them (a fresh Buffer). */
+    setBlob: (key, bytes) => {
+      const now = Date.now()
+      upsert.run(STORE, key, bytes, now, now)
+      return Promise.resolve()
+    },
+    getBlob: (key) => Promise.resolve(getStatement.get(STORE, key) ?? null),
     remove: (key) => Promise.resolve(deleteStatement.run(STORE, key).changes > 0),
     getMany: (keys) => {
       const values = new Map()

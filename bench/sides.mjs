@@ -42,6 +42,17 @@ const promiseWorkloads = (api) => ({
     for (let i = 0; i < keys.length; i++) out[i] = await api.remove(keys[i])
     return out
   },
+  /** Bytes values: raw stores a BLOB (setBlob), the library a Uint8Array (set). */
+  setBytesEach: async (keys, bytes) => {
+    const set = api.setBlob ?? api.set
+    for (let i = 0; i < keys.length; i++) await set(keys[i], bytes[i])
+  },
+  getBytesEach: async (keys) => {
+    const get = api.getBlob ?? api.get
+    const out = new Array(keys.length)
+    for (let i = 0; i < keys.length; i++) out[i] = await get(keys[i])
+    return out
+  },
   /** One `Promise.all` of concurrent gets per batch, the batches in turn. */
   getConcurrent: async (batches) => {
     const out = new Array(batches.length)
@@ -152,6 +163,20 @@ const openEffect = async (filename) => {
         Effect.gen(function* () {
           const out = new Array(keys.length)
           for (let i = 0; i < keys.length; i++) out[i] = yield* storage.has(keys[i])
+          return out
+        })
+      ),
+    setBytesEach: (keys, bytes) =>
+      run((storage) =>
+        Effect.gen(function* () {
+          for (let i = 0; i < keys.length; i++) yield* storage.set(keys[i], bytes[i])
+        })
+      ),
+    getBytesEach: (keys) =>
+      run((storage) =>
+        Effect.gen(function* () {
+          const out = new Array(keys.length)
+          for (let i = 0; i < keys.length; i++) out[i] = Option.getOrNull(yield* storage.get(keys[i]))
           return out
         })
       ),

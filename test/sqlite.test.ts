@@ -147,7 +147,7 @@ describe("layerSqlite on a file", () => {
     })
   )
 
-  it.effect("reads of a store with expiring entries read no table row to count, and use the expiry index", () =>
+  it.effect("keys and counts read no table row, only the key and expiry indexes; the sweeper reads the expiry index", () =>
     Effect.gen(function* () {
       const filename = freshFile()
       yield* withStorage(layerSqlite({ filename }), (storage) => storage.set("k", 1, { expireIn: 1000 }))
@@ -163,6 +163,9 @@ describe("layerSqlite on a file", () => {
       expect(count).toMatch(/COVERING INDEX runtime_storage_key/)
       expect(count).toMatch(/COVERING INDEX runtime_storage_expiry/)
       expect(count).not.toMatch(/SCAN runtime_storage\b/)
+      const keys = plan(rangeSql("keys", { lower: "a", upper: undefined, reverse: false, limit: 10 }))
+      expect(keys).toMatch(/COVERING INDEX runtime_storage_key/)
+      expect(keys).not.toMatch(/USING INDEX runtime_storage_key|SCAN runtime_storage\b/)
       expect(plan(Sql.nextExpiry)).toMatch(/COVERING INDEX runtime_storage_expiry/)
       expect(plan(Sql.deleteExpired)).toMatch(/runtime_storage_expiry/)
       db.close()

@@ -155,6 +155,9 @@ const changesSql = (byStore: boolean): string =>
  */
 const LIVE = "(expires_at IS NULL OR expires_at > ?)"
 
+/** (now, store) → key: the expired keys of a store that are not deleted yet, from the expiry index alone. */
+const EXPIRED_KEYS = `SELECT key FROM ${TABLE} INDEXED BY ${EXPIRY_INDEX} WHERE expires_at <= ? AND store = ?`
+
 /** What a range statement reads. */
 export type RangeRead = "keys" | "entries" | "count" | "versioned"
 
@@ -197,10 +200,10 @@ export const Sql = {
   /** (seq): turns a record into the origin of the log, keeping its version (the newest change no longer held) */
   makeOrigin: `UPDATE ${CHANGES_TABLE} SET kind = ${Kind.Origin}, store = NULL, key = NULL, value = NULL WHERE seq = ?`,
   /**
-   * (store, [lower], [upper], now, [limit] | count: store, [lower], [upper], now, store, [lower], [upper]) → key /
-   * key, value / count / key, value, version: the live keys of a range, ordered by BINARY collation (code point order
-   * on UTF-8). A limit of -1 is no limit. A count without a limit counts the key index and takes away the expired
-   * entries of the range, found in the expiry index: it reads no row of the table.
+   * (see {@link rangeParameters}) → key / key, value / count / key, value, version: the live keys of a range,
+   * ordered by BINARY collation (code point order on UTF-8). A limit of -1 is no limit. A count without a limit
+   * counts the key index and takes away the expired entries of the range, found in the expiry index: like keys, it
+   * reads no row of the table.
    */
   range: (read: RangeRead, lower: boolean, upper: boolean, reverse: boolean, limited: boolean): string => {
     const where = `store = ?${lower ? " AND key >= ?" : ""}${upper ? " AND key < ?" : ""}`
@@ -210,8 +213,14 @@ export const Sql = {
         : `SELECT (SELECT count(*) FROM ${TABLE} WHERE ${where}) - ` +
             `(SELECT count(*) FROM ${TABLE} INDEXED BY ${EXPIRY_INDEX} WHERE expires_at <= ? AND ${where}) AS count`
     }
-    const columns = read === "keys" ? "key" : read === "entries" ? "key, value" : "key, value, version"
-    return `SELECT ${columns} FROM ${TABLE} WHERE ${where} AND ${LIVE} ORDER BY key${reverse ? " DESC" : ""} LIMIT ?`
+    const order = `ORDER BY key${reverse ? " DESC" : ""} LIMIT ?`
+    // Keys are read from the key index alone (reading each row to check its expiry made keys() 1.6x slower), less
+    // the expired keys of the store, found in the expiry index (none, usually: the sweeper deletes them).
+    if (read === "keys") {
+      return `SELECT key FROM ${TABLE} WHERE ${where} AND (NOT EXISTS (${EXPIRED_KEYS}) OR key NOT IN (${EXPIRED_KEYS})) ${order}`
+    }
+    const columns = read === "entries" ? "key, value" : "key, value, version"
+    return `SELECT ${columns} FROM ${TABLE} WHERE ${where} AND ${LIVE} ${order}`
   },
   /** (store, now) → size: UTF-8 bytes of the stored JSON text */
   size: `SELECT COALESCE(SUM(length(CAST(value AS BLOB))), 0) AS size FROM ${TABLE} WHERE store = ? AND ${LIVE}`,
@@ -237,13 +246,17 @@ export const Sql = {
   deleteExpired: `DELETE FROM ${TABLE} WHERE id IN (SELECT id FROM ${TABLE} INDEXED BY ${EXPIRY_INDEX} WHERE expires_at <= ? ORDER BY expires_at LIMIT ?) RETURNING store, key`
 } as const
 
-/** The parameters of {@link Sql.range} for a store, a range and the current time. */
+/**
+ * The parameters of {@link Sql.range} for a store, a range and the current time: (store, [lower], [upper]), then
+ * for a count without a limit (now, store, [lower], [upper]); for keys (now, store, limit); else (now, [limit]).
+ */
 export const rangeParameters = (store: string, range: Range, read: RangeRead, now: number): Array<unknown> => {
   const parameters: Array<unknown> = [store]
   if (range.lower !== undefined) parameters.push(range.lower)
   if (range.upper !== undefined) parameters.push(range.upper)
   if (read === "count" && range.limit === undefined) return [...parameters, now, ...parameters]
   parameters.push(now)
+  if (read === "keys") parameters.push(store, now, store)
   if (read !== "count" || range.limit !== undefined) parameters.push(range.limit ?? -1)
   return parameters
 }
