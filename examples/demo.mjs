@@ -143,6 +143,19 @@ for await (const change of watch({ store: "balances" }, { since })) {
   break
 }
 
+console.log("\nExpiring entries")
+await set("session", { user: "ada" }, { store: "cache", expireIn: 200 })
+const session = await getEntry("session", { store: "cache" })
+show('get("session") now', await get("session", { store: "cache" }))
+show("it expires at", new Date(session.expiresAt).toISOString())
+const expired = watch({ store: "cache", key: "session" }, { since: session.version })
+await new Promise((resolve) => setTimeout(resolve, 250))
+show('get("session") 250 ms later', await get("session", { store: "cache" }))
+for await (const change of expired) {
+  show("the sweeper deleted it; watch says", `${change.type} ${change.key} (expired: ${change.expired})`)
+  break
+}
+
 console.log("\nErrors are coded")
 try {
   await set("created", new Date())
@@ -151,6 +164,11 @@ try {
 }
 try {
   await get(42)
+} catch (error) {
+  show(`${error._tag} (${error.code})`, error.message)
+}
+try {
+  await set("k", 1, { ttl: 1000 })
 } catch (error) {
   show(`${error._tag} (${error.code})`, error.message)
 }

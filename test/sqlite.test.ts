@@ -147,29 +147,31 @@ describe("layerSqlite on a file", () => {
     })
   )
 
-  it.effect("keys and counts read no table row, only the key and expiry indexes; the sweeper reads the expiry index", () =>
-    Effect.gen(function* () {
-      const filename = freshFile()
-      yield* withStorage(layerSqlite({ filename }), (storage) => storage.set("k", 1, { expireIn: 1000 }))
-      const db = raw(filename)
-      const plan = (sql: string) =>
-        db
-          .prepare(`EXPLAIN QUERY PLAN ${sql}`)
-          .all(...Array.from(sql.matchAll(/\?/g), () => "x"))
-          .map((row) => (row as { detail: string }).detail)
-          .join(" | ")
-      const { rangeSql, Sql } = yield* Effect.promise(() => import("../src/internal/schema.js"))
-      const count = plan(rangeSql("count", { lower: "a", upper: "b", reverse: false, limit: undefined }))
-      expect(count).toMatch(/COVERING INDEX runtime_storage_key/)
-      expect(count).toMatch(/COVERING INDEX runtime_storage_expiry/)
-      expect(count).not.toMatch(/SCAN runtime_storage\b/)
-      const keys = plan(rangeSql("keys", { lower: "a", upper: undefined, reverse: false, limit: 10 }))
-      expect(keys).toMatch(/COVERING INDEX runtime_storage_key/)
-      expect(keys).not.toMatch(/USING INDEX runtime_storage_key|SCAN runtime_storage\b/)
-      expect(plan(Sql.nextExpiry)).toMatch(/COVERING INDEX runtime_storage_expiry/)
-      expect(plan(Sql.deleteExpired)).toMatch(/runtime_storage_expiry/)
-      db.close()
-    })
+  it.effect(
+    "keys and counts read no table row, only the key and expiry indexes; the sweeper reads the expiry index",
+    () =>
+      Effect.gen(function* () {
+        const filename = freshFile()
+        yield* withStorage(layerSqlite({ filename }), (storage) => storage.set("k", 1, { expireIn: 1000 }))
+        const db = raw(filename)
+        const plan = (sql: string) =>
+          db
+            .prepare(`EXPLAIN QUERY PLAN ${sql}`)
+            .all(...Array.from(sql.matchAll(/\?/g), () => "x"))
+            .map((row) => (row as { detail: string }).detail)
+            .join(" | ")
+        const { rangeSql, Sql } = yield* Effect.promise(() => import("../src/internal/schema.js"))
+        const count = plan(rangeSql("count", { lower: "a", upper: "b", reverse: false, limit: undefined }))
+        expect(count).toMatch(/COVERING INDEX runtime_storage_key/)
+        expect(count).toMatch(/COVERING INDEX runtime_storage_expiry/)
+        expect(count).not.toMatch(/SCAN runtime_storage\b/)
+        const keys = plan(rangeSql("keys", { lower: "a", upper: undefined, reverse: false, limit: 10 }))
+        expect(keys).toMatch(/COVERING INDEX runtime_storage_key/)
+        expect(keys).not.toMatch(/USING INDEX runtime_storage_key|SCAN runtime_storage\b/)
+        expect(plan(Sql.nextExpiry)).toMatch(/COVERING INDEX runtime_storage_expiry/)
+        expect(plan(Sql.deleteExpired)).toMatch(/runtime_storage_expiry/)
+        db.close()
+      })
   )
 
   it.effect("created_at is kept and updated_at moves on an overwrite", () =>

@@ -50,6 +50,13 @@ const inspect = (filename: string) => {
         .prepare("SELECT store, key, value, created_at, updated_at FROM runtime_storage ORDER BY store, key")
         .all() as Array<StoredRow>,
       integrity: db.pragma("integrity_check", { simple: true }),
+      /** The entries that expire, and when (schema 4). */
+      expiring: (db.prepare("SELECT 1 FROM pragma_table_info('runtime_storage') WHERE name = 'expires_at'").get() !==
+      undefined
+        ? db
+            .prepare("SELECT store, key, expires_at FROM runtime_storage WHERE expires_at IS NOT NULL ORDER BY key")
+            .all()
+        : []) as ReadonlyArray<unknown>,
       /** The last version a write took (schema 1 gave every row version 1; schema 3 keeps them in its change log). */
       clock: (db.prepare("SELECT 1 FROM sqlite_schema WHERE name = 'runtime_storage_clock'").get() !== undefined
         ? db.prepare("SELECT version FROM runtime_storage_clock").pluck().get()
@@ -69,7 +76,8 @@ const digestOf = (rows: ReadonlyArray<StoredRow>): string =>
 const released = [
   { version: "v0.1.0", schema: 1 },
   { version: "v0.2.0", schema: 2 },
-  { version: "v0.3.0", schema: 3 }
+  { version: "v0.3.0", schema: 3 },
+  { version: "v0.4.0", schema: 4 }
 ] as const
 
 for (const { version, schema } of released) {
@@ -80,7 +88,9 @@ for (const { version, schema } of released) {
     it(`is schema ${schema}, with the data the fixture script wrote`, () => {
       expect(original.applied).toEqual(migrations.slice(0, schema).map((migration) => migration.id))
       if (schema === 1) expect(original.table).toMatch(/WITHOUT ROWID/)
-      expect(original.rows).toHaveLength(61)
+      // Since 0.4.0 the script also writes an entry that expires in ten years.
+      expect(original.rows).toHaveLength(schema >= 4 ? 62 : 61)
+      expect(original.expiring).toHaveLength(schema >= 4 ? 1 : 0)
     })
 
     const layers: ReadonlyArray<readonly [string, (filename: string) => Layer.Layer<Storage, unknown>]> = [
@@ -122,6 +132,7 @@ for (const { version, schema } of released) {
         expect(upgraded.table).not.toMatch(/WITHOUT ROWID/)
         expect(upgraded.integrity).toBe("ok")
         expect(digestOf(upgraded.rows)).toBe(digestOf(original.rows))
+        expect(upgraded.expiring).toEqual(original.expiring)
       })
     }
 
