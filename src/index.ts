@@ -5,6 +5,7 @@
  */
 export * from "./errors/StorageError.js"
 export type { HistoryOptions } from "./internal/feed.js"
+export { type KeyValueStoreOptions, layerKeyValueStore } from "./layers/KeyValueStore.js"
 export { layerMemory, layerMemoryWith, type MemoryOptions } from "./layers/Memory.js"
 export { layerSql, type SqlOptions } from "./layers/Sql.js"
 export { type Durability, layerSqlite, type SqliteOptions } from "./layers/Sqlite.js"
