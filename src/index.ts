@@ -5,6 +5,16 @@
  */
 export * from "./errors/StorageError.js"
 export type { HistoryOptions } from "./internal/feed.js"
+export {
+  keyValueStoreConfig,
+  layerKeyValueStoreConfig,
+  layerMemoryConfig,
+  layerSqlConfig,
+  layerSqliteConfig,
+  memoryConfig,
+  sqlConfig,
+  sqliteConfig
+} from "./layers/Config.js"
 export { type KeyValueStoreOptions, layerKeyValueStore } from "./layers/KeyValueStore.js"
 export { layerMemory, layerMemoryWith, type MemoryOptions } from "./layers/Memory.js"
 export { layerSql, type SqlOptions } from "./layers/Sql.js"
