@@ -20,6 +20,7 @@ import {
   Storage,
   type StorageService
 } from "../src/index.js"
+import { jsonValue, key } from "../src/testing.js"
 import { expectError, freshStore } from "./conformance.js"
 
 const RUNS = { fastCheck: { numRuns: 200 } }
@@ -130,8 +131,6 @@ const poisoned: fc.Arbitrary<unknown> = fc
       leaf
     )
   )
-
-const key = fc.string({ unit: "binary", minLength: 1, maxLength: 20 })
 
 type Operation =
   | { readonly op: "set"; readonly key: string; readonly value: unknown; readonly store: number }
@@ -293,7 +292,7 @@ for (const [name, layer] of layers) {
   it.layer(layer, { timeout: "120 seconds" })(name, (it) => {
     it.effect.prop(
       "any JSON value round-trips exactly",
-      [key, fc.jsonValue()],
+      [key, jsonValue],
       ([key, value]) =>
         Effect.gen(function* () {
           const storage = yield* Storage
