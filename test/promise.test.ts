@@ -17,7 +17,7 @@ import {
   type WriteError
 } from "../src/index.js"
 import * as storage from "../src/promise.js"
-import { conformance } from "./conformance.js"
+import { conformance } from "../src/testing/vitest.js"
 import { systemTime, tempDir } from "./support.js"
 
 const dir = tempDir()
@@ -97,7 +97,10 @@ const clientLayer = (options: Omit<storage.OpenOptions, "filename"> = {}) =>
     ).pipe(Effect.map(adapt))
   )
 
-conformance("the Promise API (open)", clientLayer(), (history) => clientLayer({ history }), systemTime())
+conformance("the Promise API (open)", clientLayer(), {
+  withHistory: (history) => clientLayer({ history }),
+  time: systemTime()
+})
 
 describe("open()", () => {
   it("rejects with the tagged error itself, never a FiberFailure, and never throws before the promise", async () => {

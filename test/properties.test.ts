@@ -20,8 +20,8 @@ import {
   Storage,
   type StorageService
 } from "../src/index.js"
+import { expectError, freshStore } from "../src/testing/vitest.js"
 import { jsonValue, key } from "../src/testing.js"
-import { expectError, freshStore } from "./conformance.js"
 
 const RUNS = { fastCheck: { numRuns: 200 } }
 

@@ -19,7 +19,7 @@ import {
 } from "../src/index.js"
 import { openDatabase } from "../src/layers/Sqlite.js"
 import { open } from "../src/promise.js"
-import { expectError } from "./conformance.js"
+import { expectError } from "../src/testing/vitest.js"
 import { tempDir } from "./support.js"
 
 const dir = tempDir()

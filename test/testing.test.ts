@@ -10,6 +10,7 @@ import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 import { layerSqlite, SerializationError, Storage, StorageErrorCode } from "../src/index.js"
+import { conformance } from "../src/testing/vitest.js"
 import {
   invalidExpireIn,
   invalidKey,
@@ -187,3 +188,10 @@ describe("layerFaulty", () => {
     })
   )
 })
+
+// The exported conformance suite on a Storage that is not one of the library's layers (a wrapper, as a user's own
+// would be), in one call; without `withHistory`, its two history cases are skipped.
+conformance(
+  "a Storage of the user's own (layerMemory behind layerFaulty, no faults)",
+  layerFaulty(layerMemory, { faults: [] })
+)

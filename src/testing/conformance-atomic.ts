@@ -5,7 +5,7 @@
 import { expect, type Vitest } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import { type CommitResult, InvalidKeyError, SerializationError, Storage, type StorageService } from "../src/index.js"
+import { type CommitResult, InvalidKeyError, SerializationError, Storage, type StorageService } from "../index.js"
 
 const versionOf = (storage: StorageService, key: string, store: string) =>
   Effect.map(storage.getEntry(key, { store }), (entry) => Option.map(entry, (found) => found.version))

@@ -9,7 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
-import { forSchema, layerTyped, SerializationError, Storage, type TypedStore } from "../src/index.js"
+import { forSchema, layerTyped, SerializationError, Storage, type TypedStore } from "../index.js"
 
 class Note extends Schema.Class<Note>("Note")({
   title: Schema.String,

@@ -17,8 +17,8 @@ import {
   type StorageError,
   StorageErrorCode,
   type StorageService
-} from "../src/index.js"
-import type { TestTime } from "./support.js"
+} from "../index.js"
+import type { TestTime } from "./time.js"
 
 /** Code point order, written independently of the library's: compare the arrays of code points. */
 const byCodePoint = (a: string, b: string): number => {

@@ -8,7 +8,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
-import { GenericError, Storage, type StorageService } from "../src/index.js"
+import { GenericError, Storage, type StorageService } from "../index.js"
 
 const versionOf = (storage: StorageService, key: string, store: string) =>
   Effect.map(storage.getEntry(key, { store }), (entry) => Option.getOrThrow(entry).version)

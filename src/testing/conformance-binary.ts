@@ -7,7 +7,7 @@ import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
-import { SerializationError, Storage } from "../src/index.js"
+import { SerializationError, Storage } from "../index.js"
 
 const allBytes = (): Uint8Array => Uint8Array.from({ length: 256 }, (_, i) => i)
 

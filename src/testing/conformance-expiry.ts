@@ -10,8 +10,8 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
-import { type Change, InvalidKeyError, NotFoundError, Storage, type StorageService } from "../src/index.js"
-import type { TestTime } from "./support.js"
+import { type Change, InvalidKeyError, NotFoundError, Storage, type StorageService } from "../index.js"
+import type { TestTime } from "./time.js"
 
 /** Everything every read says about a store, to compare before and after an entry expires. */
 const everyRead = (storage: StorageService, store: string, keys: ReadonlyArray<string>) =>

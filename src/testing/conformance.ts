@@ -16,7 +16,7 @@ import {
   Storage,
   type StorageError,
   StorageErrorCode
-} from "../src/index.js"
+} from "../index.js"
 import { atomicCases } from "./conformance-atomic.js"
 import { binaryCases } from "./conformance-binary.js"
 import { expiryCases } from "./conformance-expiry.js"
@@ -24,7 +24,7 @@ import { rangeCases } from "./conformance-ranges.js"
 import { transactionCases } from "./conformance-transaction.js"
 import { typedCases } from "./conformance-typed.js"
 import { type WithHistory, watchCases } from "./conformance-watch.js"
-import { type TestTime, testClock } from "./support.js"
+import { type TestTime, testClock } from "./time.js"
 
 let storeCounter = 0
 /** A store name no other test uses. */
@@ -116,16 +116,35 @@ export const invalidNames: ReadonlyArray<readonly [string, unknown, string]> = [
 ]
 
 /**
- * Runs the suite on a layer. `time` is the clock its writes and expiry run on, as the tests move it: `TestClock`
- * for the layers, the system clock for the Promise API.
+ * Options of {@link conformance}.
+ *
+ * @since 0.4.0
+ */
+export interface ConformanceOptions {
+  /**
+   * A fresh layer of the backend with the change feed's history given (as the `history` option of the library's
+   * layers): without it, the two cases about trimmed history are skipped.
+   */
+  readonly withHistory?: WithHistory | undefined
+  /** The clock the backend's writes and expiry run on, as the tests move it: {@link testClock} by default. */
+  readonly time?: TestTime | undefined
+}
+
+/**
+ * Runs the whole conformance suite (every operation's contract: values, keys, errors, ranges, versions, atomic
+ * commits, transactions, the change feed, expiry, typed stores, bytes) on a `Storage` layer, as a vitest `describe`
+ * block named `name`. The layer is built once for the block; each case works in a store of its own.
+ *
+ * @since 0.4.0
  */
 export const conformance = (
   name: string,
   layer: Layer.Layer<Storage, unknown>,
-  withHistory: WithHistory,
-  time: TestTime = testClock
+  options: ConformanceOptions = {}
 ): void =>
   it.layer(layer, { timeout: "60 seconds" })(name, (it) => {
+    const time = options.time ?? testClock
+    const withHistory = options.withHistory
     rangeCases("ranges", it, freshStore, time)
     expiryCases("expiry", it, freshStore, time)
     atomicCases("atomic", it, freshStore)
