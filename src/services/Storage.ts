@@ -9,6 +9,7 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import type * as FiberId from "effect/FiberId"
 import * as FiberRef from "effect/FiberRef"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
@@ -841,6 +842,10 @@ const internalPrograms = {
    * change of each write is marked `last`: a selected change is held back until a record of another write shows
    * that its write ended (or the read reached the head of the log, where every write is whole).
    */
+  /** The rows of (distinct, checked) keys of a store that exist, for a batch of gets. */
+  *rowsOf(store: string, keys: ReadonlyArray<string>): Program<ReadonlyArray<Row>> {
+    return yield* call("getMany", store, keys, yield* time())
+  },
   /** One sweep of expired entries: a bounded batch deleted, and when the next one expires. */
   *sweep(): Program<Swept> {
     return yield* call("expire", yield* time(), SWEEP_BATCH)
@@ -1123,10 +1128,95 @@ const build = (backend: Backend): readonly [StorageService, Runner] => {
         })
       )
     })
-  return [buildService(run, transaction, backend.primitives.feed), run]
+  const service = buildService(run, transaction, backend.primitives.feed)
+  const gets = makeGetBatcher(backend.primitives, run, () => held !== undefined)
+  return [{ ...service, get: gets }, run]
 }
 
 type Runner = <A>(start: () => Program<A>) => Effect.Effect<A, StorageError>
+
+/** A get waiting for the batch of its tick. */
+interface PendingGet {
+  readonly key: unknown
+  readonly options: unknown
+  readonly clock: TimeSource
+  readonly resume: (effect: Effect.Effect<Option.Option<Json>, StorageError>) => void
+}
+
+/**
+ * The gets of a synchronous backend's service, batched across fibers as the Promise API batches them across
+ * callers: the first get of a tick runs at once, and so do the later ones of the same fiber (a loop of gets waits for
+ * nothing); gets of other fibers in the same tick wait for the tick's microtasks and are answered together, one
+ * `getMany` per store (one query, one snapshot), each then succeeding or failing on its own (a refused key or store,
+ * a stored value that is not JSON). While a transaction holds the connection, they run one by one, each waiting for
+ * it as any operation does.
+ */
+const makeGetBatcher = (primitives: Primitives, run: Runner, transactionHeld: () => boolean) => {
+  let queue: Array<PendingGet> = []
+  let opener: FiberId.FiberId | undefined
+  const one = (pending: PendingGet) =>
+    pending.resume(run(() => programs.get(pending.key as string, pending.options as StoreOptions)))
+  const flush = (): void => {
+    opener = undefined
+    const batch = queue
+    queue = []
+    if (transactionHeld() || batch.length === 1) {
+      for (const pending of batch) one(pending)
+      return
+    }
+    const byStore = new Map<string, Array<PendingGet>>()
+    for (const pending of batch) {
+      const store = resolveStore(pending.options)
+      const invalid = typeof store === "string" ? checkKey(pending.key) : store
+      if (invalid !== undefined) {
+        pending.resume(Effect.fail(invalid))
+        continue
+      }
+      const group = byStore.get(store as string)
+      if (group === undefined) byStore.set(store as string, [pending])
+      else group.push(pending)
+    }
+    for (const [store, group] of byStore) {
+      const keys = [...new Set(group.map((pending) => pending.key as string))]
+      let texts: Map<string, Stored>
+      try {
+        const program = internalPrograms.rowsOf(store, keys)
+        texts = new Map(finishSync(primitives, program, program.next(), group[0]!.clock))
+      } catch (thrown) {
+        for (const pending of group) pending.resume(Effect.fail(asStorageError(thrown)))
+        continue
+      }
+      for (const pending of group) {
+        const text = texts.get(pending.key as string)
+        if (text === undefined) {
+          pending.resume(Effect.succeed(Option.none()))
+          continue
+        }
+        // Decoded for each get: two gets of one key are given values of their own.
+        try {
+          pending.resume(Effect.succeed(Option.some(decode(store, pending.key as string, text))))
+        } catch (thrown) {
+          pending.resume(Effect.fail(asStorageError(thrown)))
+        }
+      }
+    }
+  }
+  const get = (key: string, options?: StoreOptions): Effect.Effect<Option.Option<Json>, StorageError> =>
+    Effect.withFiberRuntime((fiber) => {
+      const id = fiber.id()
+      if (opener === undefined) {
+        opener = id
+        queueMicrotask(flush)
+      }
+      if (opener === id) return run(() => programs.get(key, options))
+      return Effect.clockWith((clock) =>
+        Effect.async<Option.Option<Json>, StorageError>((resume) => {
+          queue.push({ key, options, clock, resume })
+        })
+      )
+    })
+  return get as StorageService["get"]
+}
 
 /**
  * What an operation of a transaction that has ended fails with, in both APIs.

@@ -222,6 +222,36 @@ export const conformance = (
       })
     )
 
+    it.effect("concurrent gets each succeed or fail on their own, and each gets a value of its own", () =>
+      Effect.gen(function* () {
+        const storage = yield* Storage
+        const store = freshStore()
+        const other = freshStore()
+        yield* storage.setMany({ a: { n: 1 }, b: [2], c: null }, { store })
+        yield* storage.set("a", "other store", { store: other })
+        const gets: ReadonlyArray<readonly [unknown, unknown]> = [
+          ["a", { store }],
+          ["b", { store }],
+          ["missing", { store }],
+          [42, { store }],
+          ["a", { store: "" }],
+          ["a", { store: other }],
+          ["a", { store }],
+          ["c", { store }]
+        ]
+        const results = yield* Effect.forEach(
+          gets,
+          ([key, options]) => Effect.either(storage.get(key as string, options as { store: string })),
+          { concurrency: "unbounded" }
+        )
+        const summary = results.map((result) =>
+          result._tag === "Left" ? `error ${result.left.code}` : Option.getOrElse(result.right, () => "none")
+        )
+        expect(summary).toEqual([{ n: 1 }, [2], "none", "error 9004", "error 9004", "other store", { n: 1 }, null])
+        expect(summary[0]).not.toBe(summary[6])
+      })
+    )
+
     it.effect("has tells presence, including of keys holding null or false", () =>
       Effect.gen(function* () {
         const storage = yield* Storage
