@@ -31,6 +31,15 @@ const freshFile = (): string => path.join(dir, `config-${++files}`, "storage.db"
 const environment = (variables: Record<string, string>) =>
   Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(variables)), { pathDelim: "_" }))
 
+/** How a watch that resumes from 40 writes ago fails (HistoryTrimmed, when the history kept is shorter). */
+const resumeFromFortyWritesAgo = Effect.gen(function* () {
+  const storage = yield* Storage
+  yield* storage.set("a", 0)
+  const since = Option.getOrThrow(yield* storage.getEntry("a")).version
+  for (let i = 1; i <= 40; i++) yield* storage.set("a", i)
+  return yield* Effect.flip(Stream.runDrain(Stream.take(storage.watch({}, { since }), 1)))
+})
+
 describe("layerSqliteConfig", () => {
   it.effect("reads RUNTIME_STORAGE_FILENAME, _DURABILITY and _BUSY_TIMEOUT", () =>
     Effect.gen(function* () {
@@ -56,13 +65,7 @@ describe("layerSqliteConfig", () => {
 
   it.effect("reads the history: a since older than RUNTIME_STORAGE_HISTORY_CHANGES keeps fails with 9001", () =>
     Effect.gen(function* () {
-      const error = yield* Effect.gen(function* () {
-        const storage = yield* Storage
-        yield* storage.set("a", 0)
-        const since = Option.getOrThrow(yield* storage.getEntry("a")).version
-        for (let i = 1; i <= 40; i++) yield* storage.set("a", i)
-        return yield* Effect.flip(Stream.runDrain(Stream.take(storage.watch({}, { since }), 1)))
-      }).pipe(
+      const error = yield* resumeFromFortyWritesAgo.pipe(
         Effect.provide(
           layerSqliteConfig().pipe(
             Layer.provide(
@@ -136,13 +139,7 @@ describe("the other Config layers", () => {
         layerSqlConfig().pipe(Layer.provide(SqliteClient.layer({ filename: ":memory:" })), Layer.provide(env))
       ]
       for (const layer of layers) {
-        const error = yield* Effect.gen(function* () {
-          const storage = yield* Storage
-          yield* storage.set("a", 0)
-          const since = Option.getOrThrow(yield* storage.getEntry("a")).version
-          for (let i = 1; i <= 40; i++) yield* storage.set("a", i)
-          return yield* Effect.flip(Stream.runDrain(Stream.take(storage.watch({}, { since }), 1)))
-        }).pipe(Effect.provide(layer))
+        const error = yield* resumeFromFortyWritesAgo.pipe(Effect.provide(layer))
         expect(error).toMatchObject({ _tag: "HistoryTrimmed", code: 9001 })
       }
       const stored = yield* Effect.gen(function* () {
