@@ -151,10 +151,14 @@ show("it expires at", new Date(session.expiresAt).toISOString())
 const expired = watch({ store: "cache", key: "session" }, { since: session.version })
 await new Promise((resolve) => setTimeout(resolve, 250))
 show('get("session") 250 ms later', await get("session", { store: "cache" }))
+// The sweeper deletes it within a second; its timer (like a watch's) never keeps a process alive, so this one
+// keeps itself alive meanwhile.
+const alive = setTimeout(() => undefined, 5000)
 for await (const change of expired) {
   show("the sweeper deleted it; watch says", `${change.type} ${change.key} (expired: ${change.expired})`)
   break
 }
+clearTimeout(alive)
 
 console.log("\nErrors are coded")
 try {
