@@ -56,6 +56,18 @@ await close()
 `
 
 describe("node --import runtime-storage/register", () => {
+  it("runs the demo of the README's quick start to its end, twice (the second run reads the first's data)", () => {
+    const home = fs.mkdtempSync(path.join(dir, "home-"))
+    for (const launch of [1, 2]) {
+      const result = runNode(root, path.join(root, "examples", "demo.mjs"), isolatedEnv(home))
+      expect(result.stderr).toBe("")
+      expect(result.status).toBe(0)
+      expect(result.stdout).toContain(`get("launches")                          ${launch}`)
+      expect(result.stdout).toContain('the sweeper deleted it; watch says       "remove session (expired: true)"')
+      expect(result.stdout).toContain("Unknown write option")
+    }
+  })
+
   it("resolves runtime:storage to the Promise API, at the default location named by package.json, persistently", () => {
     const cwd = project({ "app.mjs": counterApp })
     const home = path.join(cwd, "home")
