@@ -10,6 +10,7 @@ import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 import {
   DatabaseError,
+  layerMemory,
   layerSql,
   layerSqlite,
   SerializationError,
@@ -359,4 +360,39 @@ describe("layerSql", () => {
       expect(expectError(error, DatabaseError, StorageErrorCode.DatabaseError).message).toContain("newer version")
     })
   )
+})
+
+describe("the sweeper", () => {
+  const fresh: ReadonlyArray<readonly [string, () => Layer.Layer<Storage, unknown>]> = [
+    ["layerMemory", () => layerMemory],
+    ["layerSqlite", () => layerSqlite({ filename: ":memory:" })],
+    ["layerSql", () => layerSql().pipe(Layer.provide(SqliteClient.layer({ filename: ":memory:" })))]
+  ]
+  for (const [name, layer] of fresh) {
+    it.effect(`${name}: an entry that expires before the sweeper's next run is deleted when it expires`, () =>
+      Effect.gen(function* () {
+        const storage = yield* Storage
+        // With nothing that expires, the sweeper runs once a second: one whole interval on, it has just run and
+        // sleeps a whole interval again.
+        yield* TestClock.adjust(1000)
+        yield* storage.set("keep", 1)
+        const since = Option.getOrThrow(yield* storage.getEntry("keep")).version
+        yield* storage.set("soon", 1, { expireIn: 100 })
+        yield* TestClock.adjust(100)
+        // Without being woken by the write, the sweeper would run 900 ms later: the watch would wait for it.
+        const gone = yield* Stream.runCollect(Stream.take(storage.watch({}, { since }), 2)).pipe(
+          Effect.raceFirst(
+            Effect.flatMap(
+              Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 2000))),
+              () => Effect.die("the sweeper did not delete the entry when it expired")
+            )
+          )
+        )
+        expect([...gone].map((change) => `${change.type} ${"key" in change ? change.key : ""}`)).toEqual([
+          "set soon",
+          "remove soon"
+        ])
+      }).pipe(Effect.provide(layer()))
+    )
+  }
 })

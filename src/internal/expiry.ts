@@ -89,3 +89,42 @@ export const sweepDelay = (swept: Swept, now: number): number => {
   if (swept.next === undefined) return SWEEP_INTERVAL
   return Math.max(0, Math.min(SWEEP_INTERVAL, swept.next - now))
 }
+
+/**
+ * When the sweeper next runs, and how to make it run sooner: a write of an entry that expires before then rings it,
+ * so that an entry that expires in less than `SWEEP_INTERVAL` is deleted (and its removal in the feed) when it
+ * expires, not up to a second later.
+ */
+export class SweepAlarm {
+  private due = Number.POSITIVE_INFINITY
+  private ring: (() => void) | undefined
+  /** The sweeper waits until `at`; `ring` wakes it sooner. */
+  set(at: number, ring: () => void): void {
+    this.due = at
+    this.ring = ring
+  }
+  /** The sweeper is running (or gone): nothing to wake. */
+  clear(): void {
+    this.due = Number.POSITIVE_INFINITY
+    this.ring = undefined
+  }
+  /** An entry written now expires at `at`: wakes the sweeper when it would sleep past it. */
+  expiring(at: number): void {
+    if (at >= this.due) return
+    const ring = this.ring
+    this.clear()
+    ring?.()
+  }
+}
+
+/** The milliseconds of a write's `expireIn` (after the write accepted it), or `undefined` when it has none. */
+export const expireInOf = (options: unknown): number | undefined => {
+  if (options === null || typeof options !== "object") return undefined
+  const value = (options as { readonly expireIn?: unknown }).expireIn
+  if (value === undefined) return undefined
+  try {
+    return millisOf(value)
+  } catch {
+    return undefined
+  }
+}

@@ -34,7 +34,16 @@ import {
   type Write,
   weigh
 } from "../internal/backend.js"
-import { checkExpireIn, expiresAtOf, SWEEP_BATCH, type Swept, sweepDelay, WRITE_OPTIONS } from "../internal/expiry.js"
+import {
+  checkExpireIn,
+  expireInOf,
+  expiresAtOf,
+  SWEEP_BATCH,
+  SweepAlarm,
+  type Swept,
+  sweepDelay,
+  WRITE_OPTIONS
+} from "../internal/expiry.js"
 import { checkWatch, matches, type Notifier, type WatchRequest, type WatchSelection } from "../internal/feed.js"
 import { InvalidStoredJson, parse, serialize } from "../internal/json.js"
 import { compareCodePoints } from "../internal/order.js"
@@ -1008,7 +1017,21 @@ export const begin = <K extends keyof Programs>(name: K, ...args: Parameters<Pro
 export const make = (backend: Backend): Effect.Effect<StorageService, never, Scope.Scope> =>
   Effect.suspend(() => {
     const [service, run] = build(backend)
-    return Effect.as(Effect.forkScoped(sweeper(run)), service)
+    const alarm = new SweepAlarm()
+    // A write of entries that expire before the sweeper's next run wakes it.
+    const expiring = (options: unknown) => {
+      const millis = expireInOf(options)
+      return millis === undefined
+        ? Effect.void
+        : Effect.clockWith((clock) => Effect.sync(() => alarm.expiring(clock.unsafeCurrentTimeMillis() + millis)))
+    }
+    const alarmed: StorageService = {
+      ...service,
+      set: (key, value, options) => Effect.zipLeft(service.set(key, value, options), expiring(options)),
+      setMany: (entries, options) => Effect.zipLeft(service.setMany(entries, options), expiring(options)),
+      update: (key, f, options) => Effect.zipLeft(service.update(key, f, options), expiring(options))
+    }
+    return Effect.as(Effect.forkScoped(sweeper(run, alarm)), alarmed)
   })
 
 /**
@@ -1018,20 +1041,27 @@ export const make = (backend: Backend): Effect.Effect<StorageService, never, Sco
  * processes). Time is the `Clock`'s: a `TestClock` drives it. A failed sweep (a busy or read-only database) is tried
  * again later; reads never depend on it, since they skip expired entries themselves.
  */
-const sweeper = (run: Runner): Effect.Effect<never> =>
+const sweeper = (run: Runner, alarm: SweepAlarm): Effect.Effect<never> =>
   Effect.gen(function* () {
     const clock = yield* Effect.clock
     while (true) {
+      alarm.clear()
       const swept = yield* Effect.orElseSucceed(
         run(() => internalPrograms.sweep()),
         (): Swept => ({ removed: 0, next: undefined })
       )
-      const delay = sweepDelay(swept, clock.unsafeCurrentTimeMillis())
-      yield* delay === 0
-        ? Effect.yieldNow()
-        : clock === liveClock
-          ? unrefSleep(delay)
-          : clock.sleep(Duration.millis(delay))
+      const now = clock.unsafeCurrentTimeMillis()
+      const delay = sweepDelay(swept, now)
+      if (delay === 0) {
+        yield* Effect.yieldNow()
+        continue
+      }
+      const sleep = clock === liveClock ? unrefSleep(delay) : clock.sleep(Duration.millis(delay))
+      const rung = Effect.async<void>((resume) => {
+        alarm.set(now + delay, () => resume(Effect.void))
+        return Effect.sync(() => alarm.clear())
+      })
+      yield* Effect.race(sleep, rung)
     }
   })
 
