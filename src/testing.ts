@@ -196,18 +196,38 @@ const seeded = (seed: number) => {
 const KEYED = new Set<Operation>(["get", "set", "remove", "has", "getEntry", "update"])
 const BATCHED = new Set<Operation>(["getMany", "deleteMany"])
 
-/** The keys a call is about, for a fault's `key` predicate. */
-const keysOf = (operation: Operation, args: ReadonlyArray<unknown>): ReadonlyArray<string> => {
-  if (KEYED.has(operation)) return typeof args[0] === "string" ? [args[0]] : []
-  if (BATCHED.has(operation) && args[0] !== null && typeof args[0] === "object" && Symbol.iterator in args[0]) {
-    return [...(args[0] as Iterable<unknown>)].filter((key): key is string => typeof key === "string")
+/**
+ * The arguments of a call with its list of keys or entries (any iterable, a generator included) read once into an
+ * array: the fault's `key` predicate reads it, and the wrapped storage then gets the same keys.
+ */
+const materialized = (operation: Operation, args: ReadonlyArray<unknown>): ReadonlyArray<unknown> => {
+  const [first, ...rest] = args
+  const iterable = first !== null && typeof first === "object" && Symbol.iterator in first
+  if (!(BATCHED.has(operation) || operation === "setMany") || !iterable) return args
+  try {
+    return [Array.from(first as Iterable<unknown>), ...rest]
+  } catch (thrown) {
+    // An iterable that throws when read: the wrapped storage reads one that throws the same, and refuses it as
+    // it would have refused the original.
+    const throwing: Iterable<unknown> = {
+      [Symbol.iterator]: () => {
+        throw thrown
+      }
+    }
+    return [throwing, ...rest]
   }
-  if (operation === "setMany" && args[0] !== null && typeof args[0] === "object") {
-    const entries = args[0] as Iterable<readonly [unknown, unknown]> | Record<string, unknown>
-    const pairs = Symbol.iterator in entries ? [...(entries as Iterable<readonly [unknown, unknown]>)] : []
-    return Symbol.iterator in entries
-      ? pairs.map(([key]) => key).filter((key): key is string => typeof key === "string")
-      : Object.keys(entries)
+}
+
+/** The keys a (materialized) call is about, for a fault's `key` predicate. */
+const keysOf = (operation: Operation, args: ReadonlyArray<unknown>): ReadonlyArray<string> => {
+  const [first] = args
+  const isString = (key: unknown): key is string => typeof key === "string"
+  if (KEYED.has(operation)) return isString(first) ? [first] : []
+  if (BATCHED.has(operation)) return Array.isArray(first) ? first.filter(isString) : []
+  if (operation === "setMany" && first !== null && typeof first === "object") {
+    return Array.isArray(first)
+      ? first.map((pair) => (Array.isArray(pair) ? pair[0] : undefined)).filter(isString)
+      : Object.keys(first)
   }
   return []
 }
@@ -260,6 +280,8 @@ const faulty = (plan: FaultPlan): Layer.Layer<Storage, InvalidKeyError, Storage>
         if (problem !== undefined) return yield* Effect.fail(new InvalidKeyError({ reason: `layerFaulty: ${problem}` }))
       }
       const storage = yield* Storage
+      // Lists of keys are read before the call only when a fault picks calls by key.
+      const byKey = plan.faults.some((fault) => fault.key !== undefined)
       const random = seeded(plan.seed ?? 0)
       const counts = plan.faults.map(() => 0)
       /** The failure and the delay of one call, decided when it is made. */
@@ -297,8 +319,10 @@ const faulty = (plan: FaultPlan): Layer.Layer<Storage, InvalidKeyError, Storage>
                 Stream.unwrap(
                   around(name, args, () => Effect.succeed(original(...args) as Stream.Stream<unknown, unknown>))
                 )
-            : (...args: ReadonlyArray<unknown>) =>
-                around(name, args, () => original(...args) as Effect.Effect<unknown, unknown>)
+            : (...given: ReadonlyArray<unknown>) => {
+                const args = byKey ? materialized(name, given) : given
+                return around(name, args, () => original(...args) as Effect.Effect<unknown, unknown>)
+              }
       }
       const faultyAtomic = (builder: ReturnType<StorageService["atomic"]>): ReturnType<StorageService["atomic"]> => ({
         check: (...args) => faultyAtomic(builder.check(...args)),

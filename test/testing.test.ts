@@ -115,6 +115,31 @@ describe("layerFaulty", () => {
       expect((yield* Effect.flip(storage.get("bad"))).code).toBe(9003)
       expect((yield* Effect.flip(storage.getMany(["good", "bad"]))).code).toBe(9003)
       expect(yield* storage.getMany(["good"])).toEqual(new Map([["good", 1]]))
+      // A list that throws when read is refused as the wrapped storage refuses it (9004, carrying what it threw).
+      const throwing = {
+        [Symbol.iterator]: (): Iterator<string> => {
+          throw new Error("boom")
+        }
+      }
+      const refused = yield* Effect.flip(storage.getMany(throwing))
+      expect([refused.code, (refused as { cause?: Error }).cause?.message]).toEqual([9004, "boom"])
+      // A generator of keys is read once: the predicate and the wrapped storage see the same keys.
+      function* keys() {
+        yield "good"
+        yield "other"
+      }
+      expect(yield* storage.getMany(keys())).toEqual(new Map([["good", 1]]))
+      yield* storage.setMany(
+        (function* () {
+          yield ["other", 3] as const
+        })()
+      )
+      expect(yield* storage.getMany(keys())).toEqual(
+        new Map([
+          ["good", 1],
+          ["other", 3]
+        ])
+      )
     }).pipe(
       Effect.provide(
         layerFaulty(layerMemory, {
