@@ -24,7 +24,7 @@ import {
   type StorageError
 } from "./errors/StorageError.js"
 import type { Primitives, Row, SyncPrimitives } from "./internal/backend.js"
-import { expireInOf, SWEEP_INTERVAL, SweepAlarm, sweepDelay } from "./internal/expiry.js"
+import { SWEEP_INTERVAL, sweepDelay } from "./internal/expiry.js"
 import { resolveHistory } from "./internal/feed.js"
 import { checkKey, resolveStore } from "./internal/validate.js"
 import { type Durability, makeSqlitePrimitives } from "./layers/Sqlite.js"
@@ -701,21 +701,20 @@ export const open = (options: OpenOptions): StorageClient => {
   const reads = makeReadBatcher(filename, () => (closed === undefined ? available() : undefined))
   // The sweeper of expired entries, as the Effect layers run it (see `sweepDelay`), on a timer that never keeps the
   // process alive. Each sweep is a call like any other: it waits for a transaction in progress.
+  // A write of entries that expire before the next sweep brings it forward (the connection's SweepAlarm).
   let sweepTimer: ReturnType<typeof setTimeout> | undefined
-  // A write of entries that expire before the next sweep brings it forward (see SweepAlarm).
-  const alarm = new SweepAlarm()
   const sweepAfter = (delay: number): void => {
     if (closed !== undefined) return
     sweepTimer = setTimeout(sweep, delay)
     sweepTimer.unref()
-    alarm.set(Date.now() + delay, () => {
+    ready?.alarm.set(Date.now() + delay, () => {
       clearTimeout(sweepTimer)
       sweepAfter(0)
     })
   }
   const sweep = (): void => {
     sweepTimer = undefined
-    alarm.clear()
+    ready?.alarm.clear()
     if (closed !== undefined) return
     run(() => begin("sweep")).then(
       (swept) => sweepAfter(sweepDelay(swept, Date.now())),
@@ -735,7 +734,7 @@ export const open = (options: OpenOptions): StorageClient => {
   const close = (): Promise<void> => {
     if (closed !== undefined) return closed
     clearTimeout(sweepTimer)
-    alarm.clear()
+    ready?.alarm.clear()
     for (const iterator of [...watches]) void iterator.return()
     // Calls made before close() complete: gets already batched are answered now, calls still waiting for the
     // connection (or for a transaction) run when it is free, a transaction runs to its end, and only then is the
@@ -755,19 +754,8 @@ export const open = (options: OpenOptions): StorageClient => {
     return closed
   }
   const api = makeApi(run, transaction, watch)
-  /** After a write that succeeded with `expireIn`, the sweeper runs no later than its entries expire. */
-  const expiring =
-    (options: unknown) =>
-    <A>(result: A): A => {
-      const millis = expireInOf(options)
-      if (millis !== undefined) alarm.expiring(Date.now() + millis)
-      return result
-    }
   const client: StorageClient = {
     ...api,
-    set: (key, value, options) => api.set(key, value, options).then(expiring(options)),
-    setMany: (entries, options) => api.setMany(entries, options).then(expiring(options)),
-    update: (key, f, options) => api.update(key, f, options).then(expiring(options)),
     // Gets made in the same tick are answered by one getMany per store: concurrent reads cost about one query.
     get: <T>(key: string, options?: StoreOptions) =>
       available() === undefined || closed !== undefined

@@ -9,7 +9,7 @@
  */
 import type * as Effect from "effect/Effect"
 import type { StorageError } from "../errors/StorageError.js"
-import type { Swept } from "./expiry.js"
+import type { SweepAlarm, Swept } from "./expiry.js"
 import type { Notifier } from "./feed.js"
 import type { Kind } from "./schema.js"
 import type { Range } from "./selector.js"
@@ -180,10 +180,14 @@ export interface Transactions {
   readonly rollback: () => void
 }
 
-/** A synchronous backend's primitives with its transactions, and the notifier that wakes its watchers. */
+/**
+ * A synchronous backend's primitives with its transactions, the notifier that wakes its watchers, and the alarm that
+ * wakes its sweeper.
+ */
 export interface SyncPrimitives extends Primitives {
   readonly transactions: Transactions
   readonly feed: Notifier
+  readonly alarm: SweepAlarm
 }
 
 /** The primitives as effects. */
@@ -201,6 +205,8 @@ export type Backend =
       readonly primitives: EffectPrimitives
       /** Wakes the watchers of this backend: notified after each of its commits, polling while watched. */
       readonly feed: Notifier
+      /** Wakes the sweeper of this backend when a write stores an entry that expires before its next run. */
+      readonly alarm: SweepAlarm
       /**
        * Runs an effect in a transaction that holds the write lock from its start (a savepoint when one is already
        * open in this fiber): committed when the effect succeeds, rolled back when it fails, dies or is interrupted.

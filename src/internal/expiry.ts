@@ -4,6 +4,7 @@
  */
 import * as Duration from "effect/Duration"
 import { InvalidKeyError, isStorageError } from "../errors/StorageError.js"
+import { Kind } from "./schema.js"
 import { checkOptionNames } from "./selector.js"
 import { describeType, unreadable } from "./validate.js"
 
@@ -65,6 +66,13 @@ export const expiresAtOf = (now: number, expireIn: number | undefined): number |
 /** Whether an entry with this expiry time has expired at `now`. */
 export const expired = (expiresAt: number | null, now: number): boolean => expiresAt !== null && expiresAt <= now
 
+/**
+ * How the change log records the removal of a row by a write: as an expiry when it had expired (the write did not
+ * remove a live key, and does not count it), else as a remove.
+ */
+export const removalOf = (expiresAt: number | null, now: number): typeof Kind.Remove | typeof Kind.Expire =>
+  expired(expiresAt, now) ? Kind.Expire : Kind.Remove
+
 /** The most expired entries one sweep deletes: a sweep never holds the write lock for long. */
 export const SWEEP_BATCH = 500
 
@@ -114,17 +122,5 @@ export class SweepAlarm {
     const ring = this.ring
     this.clear()
     ring?.()
-  }
-}
-
-/** The milliseconds of a write's `expireIn` (after the write accepted it), or `undefined` when it has none. */
-export const expireInOf = (options: unknown): number | undefined => {
-  if (options === null || typeof options !== "object") return undefined
-  const value = (options as { readonly expireIn?: unknown }).expireIn
-  if (value === undefined) return undefined
-  try {
-    return millisOf(value)
-  } catch {
-    return undefined
   }
 }

@@ -16,7 +16,7 @@ import {
   type VersionedRow,
   weigh
 } from "../internal/backend.js"
-import { expired } from "../internal/expiry.js"
+import { expired, removalOf, SweepAlarm } from "../internal/expiry.js"
 import {
   DEFAULT_HISTORY,
   dueForTrim,
@@ -189,9 +189,9 @@ const makePrimitives = (history: History): SyncPrimitives => {
   const removeRecorded = (store: string, key: string, now: number, version: () => number): boolean => {
     const previous = remove(store, key)
     if (previous === undefined) return false
-    const gone = expired(previous.expiresAt, now)
-    record(version(), now, gone ? Kind.Expire : Kind.Remove, store, key, null)
-    return !gone
+    const kind = removalOf(previous.expiresAt, now)
+    record(version(), now, kind, store, key, null)
+    return kind === Kind.Remove
   }
   const sortedKeys = (values: Values): Array<string> => {
     if (values.sorted === undefined) values.sorted = Array.from(values.values.keys()).sort(compareCodePoints)
@@ -214,6 +214,7 @@ const makePrimitives = (history: History): SyncPrimitives => {
   }
   return {
     feed,
+    alarm: new SweepAlarm(),
     transactions: {
       begin: () => {
         levels.push({ undo: [], logLength: log.length })

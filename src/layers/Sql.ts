@@ -21,7 +21,7 @@ import type {
   Stored,
   VersionedRow
 } from "../internal/backend.js"
-import { expired } from "../internal/expiry.js"
+import { removalOf, SweepAlarm } from "../internal/expiry.js"
 import { openFailure, readFailure, writeFailure } from "../internal/failure.js"
 import {
   dueForTrim,
@@ -168,17 +168,19 @@ const makePrimitives = (
    */
   const removeKeys = (store: string, keys: ReadonlyArray<string>, now: number, version?: number) =>
     Effect.gen(function* () {
-      const removed: Array<KeyRow & { readonly expires_at: number | bigint | null }> = []
+      const removed: Array<KeyRow & Pick<EntryRow, "expires_at">> = []
       for (const chunk of chunks(keys)) {
-        removed.push(...(yield* query<KeyRow & EntryRow>(Sql.deleteIn(chunk.length), [store, ...chunk])))
+        removed.push(
+          ...(yield* query<KeyRow & Pick<EntryRow, "expires_at">>(Sql.deleteIn(chunk.length), [store, ...chunk]))
+        )
       }
       if (removed.length === 0) return [[], 0] as const
       const taken = version ?? (yield* nextVersion)
       let live = 0
       const records = removed.map((row): ChangeRecord => {
-        const gone = expired(expiryOf(row), now)
-        if (!gone) live++
-        return [taken, now, gone ? Kind.Expire : Kind.Remove, store, row.key, null]
+        const kind = removalOf(expiryOf(row), now)
+        if (kind === Kind.Remove) live++
+        return [taken, now, kind, store, row.key, null]
       })
       return [records, live] as const
     })
@@ -424,6 +426,7 @@ export const layerSql = (options?: SqlOptions): Layer.Layer<Storage, DatabaseErr
       return yield* make({
         _tag: "Effect",
         feed,
+        alarm: new SweepAlarm(),
         primitives,
         withTransaction: (self) =>
           Effect.flatMap(FiberRef.get(sharedVersion), (parent) => {

@@ -29,7 +29,7 @@ import {
   type Write,
   weigh
 } from "../internal/backend.js"
-import { expired, type Swept } from "../internal/expiry.js"
+import { removalOf, SweepAlarm, type Swept } from "../internal/expiry.js"
 import { openFailure, readFailure, sqliteCodeOf, writeFailure } from "../internal/failure.js"
 import {
   dueForTrim,
@@ -411,9 +411,9 @@ const makePrimitives = (db: Database.Database, history: History): SyncPrimitives
         [string, number | null]
       >) {
         version ??= takeVersion()
-        const gone = expired(expiresAt, now)
-        record(version, now, gone ? Kind.Expire : Kind.Remove, store, key, null)
-        if (!gone) removed++
+        const kind = removalOf(expiresAt, now)
+        record(version, now, kind, store, key, null)
+        if (kind === Kind.Remove) removed++
       }
     }
     return removed
@@ -522,6 +522,7 @@ const makePrimitives = (db: Database.Database, history: History): SyncPrimitives
   return {
     transactions,
     feed,
+    alarm: new SweepAlarm(),
     get: (store, key, now) => read("get", store, () => get.get(store, key, now) as Stored | undefined),
     getMany: (store, keys, now) =>
       read("getMany", store, () =>

@@ -31,15 +31,15 @@ import {
   type Primitives,
   type Row,
   type Stored,
+  type SyncPrimitives,
   type Write,
   weigh
 } from "../internal/backend.js"
 import {
   checkExpireIn,
-  expireInOf,
   expiresAtOf,
   SWEEP_BATCH,
-  SweepAlarm,
+  type SweepAlarm,
   type Swept,
   sweepDelay,
   WRITE_OPTIONS
@@ -432,7 +432,7 @@ const invalidStored = (store: string, key: string, invalid: InvalidStoredJson): 
 /** A request for one backend primitive, or (`now`) for the current time from the runner's clock. */
 class Call {
   constructor(
-    readonly name: keyof Primitives | "now",
+    readonly name: keyof Primitives | "now" | "expiring",
     readonly args: ReadonlyArray<unknown>
   ) {}
 }
@@ -447,6 +447,14 @@ function* call<K extends keyof Primitives>(
 }
 
 const NOW = new Call("now", [])
+
+/**
+ * Tells the runner that the write just made stores entries expiring at `at` (`null`: none), so that it wakes the
+ * backend's sweeper when that is before its next run.
+ */
+function* expiring(at: number | null): Generator<Call, void, unknown> {
+  if (at !== null) yield new Call("expiring", [at])
+}
 
 /**
  * The current time in ms since the epoch, from the clock of whoever runs the program: Effect's `Clock` in the Effect
@@ -534,7 +542,9 @@ const programs = {
     const text = encode(store, requireKey(key), value)
     if (isStorageError(text)) throw text
     const now = yield* time()
-    yield* call("setMany", store, [[key, text]], now, expiresAtOf(now, expireIn))
+    const expiresAt = expiresAtOf(now, expireIn)
+    yield* call("setMany", store, [[key, text]], now, expiresAt)
+    yield* expiring(expiresAt)
   },
   *remove(key: string, options?: StoreOptions): Program<boolean> {
     const store = storeOf(options)
@@ -617,7 +627,9 @@ const programs = {
     if (invalid !== undefined) throw invalid
     if (rows.length === 0) return
     const now = yield* time()
-    yield* call("setMany", store, rows, now, expiresAtOf(now, expireIn))
+    const expiresAt = expiresAtOf(now, expireIn)
+    yield* call("setMany", store, rows, now, expiresAt)
+    yield* expiring(expiresAt)
   },
   *deleteMany(keys: Iterable<string>, options?: StoreOptions): Program<number> {
     const checked = requireKeys(keys)
@@ -658,7 +670,9 @@ const programs = {
     const now = yield* time()
     // Without expireIn, the entry keeps its own expiry (`undefined`).
     const expiresAt = expiresAtOf(now, expireIn) ?? undefined
-    return decode(store, key, yield* call("update", store, key, next, now, expiresAt))
+    const written = yield* call("update", store, key, next, now, expiresAt)
+    yield* expiring(expiresAt ?? null)
+    return decode(store, key, written)
   }
 }
 
@@ -813,6 +827,9 @@ const internalPrograms = {
       ]
     )
     const version = yield* call("commit", checks, writes, now)
+    if (version !== undefined) {
+      for (const [, , , expiresAt] of writes) yield* expiring(expiresAt)
+    }
     return version === undefined ? { ok: false } : { ok: true, version: formatVersion(version) }
   },
   /**
@@ -916,16 +933,25 @@ const internalPrograms = {
   }
 }
 
-/** Runs the rest of a program on synchronous primitives, from its first step: its result, or it throws. */
+/**
+ * Runs the rest of a program on synchronous primitives, from its first step: its result, or it throws. The time
+ * comes from `clock`; an expiring write rings `alarm`.
+ */
 const finishSync = <A>(
   primitives: Primitives,
   program: Program<A>,
   first: IteratorResult<Call, A>,
-  clock: TimeSource
+  clock: TimeSource,
+  alarm: SweepAlarm | undefined
 ): A => {
   let step = first
   while (!step.done) {
     const { name, args } = step.value
+    if (name === "expiring") {
+      alarm?.expiring(args[0] as number)
+      step = program.next(undefined)
+      continue
+    }
     step = program.next(
       name === "now"
         ? clock.unsafeCurrentTimeMillis()
@@ -948,8 +974,12 @@ const asStorageError = (thrown: unknown): StorageError =>
         cause: thrown
       })
 
-/** Runs a program on effectful primitives, one primitive at a time. */
-const runEffect = <A>(primitives: EffectPrimitives, program: Program<A>): Effect.Effect<A, StorageError> => {
+/** Runs a program on effectful primitives, one primitive at a time; an expiring write rings `alarm`. */
+const runEffect = <A>(
+  primitives: EffectPrimitives,
+  alarm: SweepAlarm,
+  program: Program<A>
+): Effect.Effect<A, StorageError> => {
   const next = (input: unknown): Effect.Effect<A, StorageError> => {
     let step: IteratorResult<Call, A>
     try {
@@ -960,6 +990,10 @@ const runEffect = <A>(primitives: EffectPrimitives, program: Program<A>): Effect
     if (step.done) return Effect.succeed(step.value)
     const { name, args } = step.value
     if (name === "now") return Effect.flatMap(Clock.currentTimeMillis, next)
+    if (name === "expiring") {
+      alarm.expiring(args[0] as number)
+      return next(undefined)
+    }
     return Effect.flatMap(
       (primitives[name] as (...args: ReadonlyArray<unknown>) => Effect.Effect<unknown, StorageError>)(...args),
       next
@@ -999,7 +1033,7 @@ export const begin = <K extends keyof Programs>(name: K, ...args: Parameters<Pro
   return {
     resume: (primitives) => {
       try {
-        return finishSync(primitives, program, first, systemClock)
+        return finishSync(primitives, program, first, systemClock, (primitives as Partial<SyncPrimitives>).alarm)
       } catch (thrown) {
         throw asStorageError(thrown)
       }
@@ -1017,21 +1051,8 @@ export const begin = <K extends keyof Programs>(name: K, ...args: Parameters<Pro
 export const make = (backend: Backend): Effect.Effect<StorageService, never, Scope.Scope> =>
   Effect.suspend(() => {
     const [service, run] = build(backend)
-    const alarm = new SweepAlarm()
-    // A write of entries that expire before the sweeper's next run wakes it.
-    const expiring = (options: unknown) => {
-      const millis = expireInOf(options)
-      return millis === undefined
-        ? Effect.void
-        : Effect.clockWith((clock) => Effect.sync(() => alarm.expiring(clock.unsafeCurrentTimeMillis() + millis)))
-    }
-    const alarmed: StorageService = {
-      ...service,
-      set: (key, value, options) => Effect.zipLeft(service.set(key, value, options), expiring(options)),
-      setMany: (entries, options) => Effect.zipLeft(service.setMany(entries, options), expiring(options)),
-      update: (key, f, options) => Effect.zipLeft(service.update(key, f, options), expiring(options))
-    }
-    return Effect.as(Effect.forkScoped(sweeper(run, alarm)), alarmed)
+    const alarm = backend._tag === "Sync" ? backend.primitives.alarm : backend.alarm
+    return Effect.as(Effect.forkScoped(sweeper(run, alarm)), service)
   })
 
 /**
@@ -1086,12 +1107,14 @@ const build = (backend: Backend): readonly [StorageService, Runner] => {
           Effect.clockWith((clock) => {
             const program = start()
             try {
-              return Effect.succeed(finishSync(backend.primitives, program, program.next(), clock))
+              return Effect.succeed(
+                finishSync(backend.primitives, program, program.next(), clock, backend.primitives.alarm)
+              )
             } catch (thrown) {
               return Effect.fail(asStorageError(thrown))
             }
           })
-      : (start) => Effect.suspend(() => runEffect(backend.primitives, start()))
+      : (start) => Effect.suspend(() => runEffect(backend.primitives, backend.alarm, start()))
   if (backend._tag === "Effect") {
     // The client's own transactions: one at a time on its connection, nested ones savepoints, and this library's
     // operations inside one join it (the client keeps the transaction in a FiberRef).
@@ -1211,7 +1234,7 @@ const makeGetBatcher = (primitives: Primitives, run: Runner, transactionHeld: ()
       let texts: Map<string, Stored>
       try {
         const program = internalPrograms.rowsOf(store, keys)
-        texts = new Map(finishSync(primitives, program, program.next(), group[0]!.clock))
+        texts = new Map(finishSync(primitives, program, program.next(), group[0]!.clock, undefined))
       } catch (thrown) {
         for (const pending of group) pending.resume(Effect.fail(asStorageError(thrown)))
         continue
