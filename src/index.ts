@@ -37,6 +37,7 @@ export {
   Storage,
   type StorageService,
   type StoredEntry,
+  type StoreSummary,
   type UpdateError,
   type UpdateOptions,
   type WatchError,

@@ -106,6 +106,17 @@ export interface StoredEntry<T = Json> extends Entry<T> {
 }
 
 /**
+ * A store as `stores` lists it: its name, how many entries it holds, and their size in bytes (as `size` counts).
+ *
+ * @since 0.5.0
+ */
+export interface StoreSummary {
+  store: string
+  count: number
+  size: number
+}
+
+/**
  * The options of `set` and `setMany`: the store, and `expireIn`, the milliseconds after which the written entries
  * expire (a positive, finite number). An expired entry reads as absent at once and is deleted in the background. A
  * write without `expireIn` stores entries that never expire (overwriting an expiring entry removes its expiry).
@@ -210,6 +221,8 @@ export interface StorageApi {
   setMany(entries: SetManyEntries, options?: SetOptions): Promise<void>
   deleteMany(keys: Iterable<string>, options?: StoreOptions): Promise<number>
   size(options?: StoreOptions): Promise<number>
+  /** Every store that holds an entry, in code point order, with its entry count and size. @since 0.5.0 */
+  stores(): Promise<Array<StoreSummary>>
   /**
    * Atomically replaces a value with `f(current)` and returns the new value; across processes too. An absent (or
    * expired) key rejects with `NotFound` (9001) unless `options.default` is given. The entry keeps its expiry unless
@@ -394,6 +407,7 @@ const makeApi = (
   setMany: (entries, options) => run(() => begin("setMany", entries, options)),
   deleteMany: (keys, options) => run(() => begin("deleteMany", keys, options)),
   size: (options) => run(() => begin("size", options)),
+  stores: () => run(() => begin("stores") as Begun<Array<StoreSummary>>),
   update: <T>(key: string, f: (current: T) => T, options?: UpdateOptions<T>) =>
     run(() => begin("update", key, f as (current: Json) => unknown, options) as Begun<T>)
 })
@@ -924,6 +938,11 @@ export function deleteMany(keys: Iterable<string>, options?: StoreOptions): Prom
 /** Total UTF-8 bytes of the stored values of a store. @since 0.1.0 */
 export function size(options?: StoreOptions): Promise<number> {
   return withDefault((client) => client.size(options))
+}
+
+/** Every store that holds an entry, in code point order, with its entry count and size. @since 0.5.0 */
+export function stores(): Promise<Array<StoreSummary>> {
+  return withDefault((client) => client.stores())
 }
 /** Atomically replaces a value with `f(current)`; see `StorageApi.update`. @since 0.1.0 */
 export function update<T = Json>(key: string, f: (current: T) => T, options?: UpdateOptions<T>): Promise<T> {

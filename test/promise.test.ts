@@ -82,6 +82,7 @@ const adapt = (client: storage.StorageApi): StorageService => {
     setMany: (entries, options) => call(() => client.setMany(entries, options as storage.SetOptions)),
     deleteMany: (keys, options) => call(() => client.deleteMany(keys, options)),
     size: (options) => call(() => client.size(options)),
+    stores: () => call(() => client.stores()),
     update: (key, f, options) =>
       call(() => client.update(key, f as (current: unknown) => never, options as storage.UpdateOptions<unknown>))
   } as StorageService

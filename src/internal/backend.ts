@@ -40,6 +40,9 @@ export type MetaRow = readonly [
  */
 export const weigh = (row: Row): number => row[0].length + row[1].length
 
+/** A store with how many live entries it holds and their total size in bytes. */
+export type StoreRow = readonly [store: string, count: number, size: number]
+
 /** A check of an atomic commit: the key's version must be this one (`null`: the key must be absent). */
 export type Check = readonly [store: string, key: string, version: number | null]
 
@@ -121,6 +124,8 @@ export interface Primitives {
   readonly count: (store: string, range: Range, now: number) => number
   /** Total UTF-8 bytes of the stored JSON texts of the store. */
   readonly size: (store: string, now: number) => number
+  /** Every store holding a live entry, with its entry count and {@link Primitives.size}, in code point order. */
+  readonly stores: (now: number) => ReadonlyArray<StoreRow>
   /**
    * Inserts or overwrites the rows (distinct keys), expiring at `expiresAt` (`null`: never): all of them or, on
    * failure, none, in one transaction that gives them all the next version (which it returns), and records each

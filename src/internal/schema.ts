@@ -224,6 +224,8 @@ export const Sql = {
   },
   /** (store, now) → size: UTF-8 bytes of the stored JSON text */
   size: `SELECT COALESCE(SUM(length(CAST(value AS BLOB))), 0) AS size FROM ${TABLE} WHERE store = ? AND ${LIVE}`,
+  /** (now) → store, count, size: every store with a live entry, in code point order */
+  stores: `SELECT store, count(*) AS count, COALESCE(SUM(length(CAST(value AS BLOB))), 0) AS size FROM ${TABLE} WHERE ${LIVE} GROUP BY store ORDER BY store`,
   /** (store) */
   clear: `DELETE FROM ${TABLE} WHERE store = ?`,
   /**

@@ -11,6 +11,7 @@ import {
   type ChangeRow,
   type MetaRow,
   type Row,
+  type StoreRow,
   type SyncPrimitives,
   type Stored as Value,
   type VersionedRow,
@@ -70,6 +71,18 @@ interface Change {
   readonly store: string | null
   readonly key: string | null
   readonly text: Value | null
+}
+
+/** How many live entries a store holds, and their size in UTF-8 bytes. */
+const sizeOf = (values: Values, now: number): readonly [count: number, bytes: number] => {
+  let count = 0
+  let bytes = 0
+  for (const stored of values.values.values()) {
+    if (live(stored, now) === undefined) continue
+    count++
+    bytes += typeof stored.text === "string" ? Buffer.byteLength(stored.text, "utf8") : stored.text.byteLength
+  }
+  return [count, bytes]
 }
 
 const makePrimitives = (history: History): SyncPrimitives => {
@@ -274,13 +287,14 @@ const makePrimitives = (history: History): SyncPrimitives => {
       walk(store, range, now, () => ++count > 0)
       return count
     },
-    size: (store, now) => {
-      let bytes = 0
-      for (const stored of storeOf(store).values.values()) {
-        if (live(stored, now) === undefined) continue
-        bytes += typeof stored.text === "string" ? Buffer.byteLength(stored.text, "utf8") : stored.text.byteLength
+    size: (store, now) => sizeOf(storeOf(store), now)[1],
+    stores: (now) => {
+      const rows: Array<StoreRow> = []
+      for (const [store, values] of stores) {
+        const [count, bytes] = sizeOf(values, now)
+        if (count > 0) rows.push([store, count, bytes])
       }
-      return bytes
+      return rows.sort((a, b) => compareCodePoints(a[0], b[0]))
     },
     setMany: logged((store, rows, now, expiresAt) => {
       const values = writable(store)

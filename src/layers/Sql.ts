@@ -19,6 +19,7 @@ import type {
   MetaRow,
   Row,
   Stored,
+  StoreRow,
   VersionedRow
 } from "../internal/backend.js"
 import { removalOf, SweepAlarm } from "../internal/expiry.js"
@@ -284,6 +285,13 @@ const makePrimitives = (
       query<{ readonly size: number | bigint }>(Sql.size, [store, now]).pipe(
         Effect.map((rows) => Number(rows[0]?.size ?? 0)),
         read("size", store)
+      ),
+    stores: (now) =>
+      query<{ readonly store: string; readonly count: number | bigint; readonly size: number | bigint }>(Sql.stores, [
+        now
+      ]).pipe(
+        Effect.map((rows) => rows.map((row): StoreRow => [row.store, Number(row.count), Number(row.size)])),
+        read("stores", undefined)
       ),
     setMany: (store, rows, now, expiresAt) =>
       sql

@@ -23,6 +23,7 @@ import {
   type Row,
   type Snapshot,
   type Stored,
+  type StoreRow,
   type SyncPrimitives,
   type Transactions,
   type VersionedRow,
@@ -250,6 +251,7 @@ const makePrimitives = (db: Database.Database, history: History): SyncPrimitives
   const has = prepare(Sql.has).pluck()
   const getEntry = prepare(Sql.getEntry).raw()
   const size = prepare(Sql.size).pluck()
+  const stores = prepare(Sql.stores).raw()
   const clear = prepare(Sql.clear)
   const upsert = prepare(Sql.upsert(1))
   const nextVersion = prepare(Sql.nextVersion).pluck()
@@ -544,6 +546,7 @@ const makePrimitives = (db: Database.Database, history: History): SyncPrimitives
         Number(rangeStatement("count", range).get(...rangeParameters(store, range, "count", now)))
       ),
     size: (store, now) => read("size", store, () => Number(size.get(store, now))),
+    stores: (now) => read("stores", undefined, () => stores.all(now) as Array<StoreRow>),
     setMany: (store, rows, now, expiresAt) =>
       write(rows.length === 1 ? "set" : "setMany", store, () => writeRows.immediate(store, rows, now, expiresAt)),
     deleteMany: (store, keys, now) =>

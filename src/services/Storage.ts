@@ -159,6 +159,17 @@ export interface StoredEntry<A = Json> extends Entry<A> {
 }
 
 /**
+ * A store as `stores` lists it: its name, how many entries it holds, and their {@link StorageService.size}.
+ *
+ * @since 0.5.0
+ */
+export interface StoreSummary {
+  readonly store: string
+  readonly count: number
+  readonly size: number
+}
+
+/**
  * Which changes a watch selects: those of one store (`"default"` when absent), of one `key`, of a list of `keys`, or
  * of the keys starting with `prefix` (at most one of the three; none: every key of the store). A `clear` of the
  * store is selected by every selector of that store.
@@ -366,6 +377,13 @@ export interface StorageService {
   readonly deleteMany: (keys: Iterable<string>, options?: StoreOptions) => Effect.Effect<number, RemoveError>
   /** Total size in bytes of the stored values of the store, as UTF-8 JSON text. */
   readonly size: (options?: StoreOptions) => Effect.Effect<number, ReadError>
+  /**
+   * Every store that holds an entry, in code point order of their names, with its entry count and size: a store
+   * exists while it holds an entry.
+   *
+   * @since 0.5.0
+   */
+  readonly stores: () => Effect.Effect<ReadonlyArray<StoreSummary>, ReadError>
   /**
    * Atomically replaces the value of a key with `f(current)` and returns the new value: the read and the write
    * happen in one transaction that holds the write lock from its start, so concurrent updates from other fibers
@@ -639,6 +657,10 @@ const programs = {
   *size(options?: StoreOptions): Program<number> {
     const store = storeOf(options)
     return yield* call("size", store, yield* time())
+  },
+  *stores(): Program<ReadonlyArray<StoreSummary>> {
+    const rows = yield* call("stores", yield* time())
+    return rows.map(([store, count, size]) => ({ store, count, size }))
   },
   *update(key: string, f: (current: Json) => unknown, options?: UpdateOptions): Program<Json> {
     const store = storeOf(options)

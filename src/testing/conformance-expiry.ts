@@ -39,7 +39,8 @@ const everyRead = (storage: StorageService, store: string, keys: ReadonlyArray<s
       count: yield* storage.count({ store }),
       countLimited: yield* storage.count({ store, limit: 2 }),
       countPrefixed: yield* storage.count({ store, prefix: "k" }),
-      size: yield* storage.size({ store })
+      size: yield* storage.size({ store }),
+      listed: (yield* storage.stores()).find((row) => row.store === store) ?? null
     }
   })
 
@@ -97,8 +98,16 @@ export const expiryCases = (
         count: 3,
         countLimited: 2,
         countPrefixed: 2,
-        size: before.size - JSON.stringify({ big: "x".repeat(100) }).length
+        size: before.size - JSON.stringify({ big: "x".repeat(100) }).length,
+        listed: { store, count: 3, size: before.size - JSON.stringify({ big: "x".repeat(100) }).length }
       })
+      expect(before.listed).toEqual({ store, count: 4, size: before.size })
+      // A store whose every entry has expired is not listed.
+      const gone = freshStore()
+      yield* storage.set("k", 1, { store: gone, expireIn: 10 })
+      expect((yield* storage.stores()).some((row) => row.store === gone)).toBe(true)
+      yield* time.advance(10)
+      expect((yield* storage.stores()).some((row) => row.store === gone)).toBe(false)
     })
   )
 

@@ -15,7 +15,8 @@ import {
   SerializationError,
   Storage,
   type StorageError,
-  StorageErrorCode
+  StorageErrorCode,
+  type StoreSummary
 } from "../index.js"
 import { atomicCases } from "./conformance-atomic.js"
 import { binaryCases } from "./conformance-binary.js"
@@ -426,6 +427,31 @@ export const conformance = (
         yield* storage.remove("b", { store })
         expect(yield* storage.size({ store })).toBe(8)
         expect(yield* storage.size({ store: freshStore() })).toBe(0)
+      })
+    )
+
+    it.effect("stores lists the stores holding entries, in code point order, with their counts and sizes", () =>
+      Effect.gen(function* () {
+        const storage = yield* Storage
+        const prefix = freshStore()
+        const mine = (all: ReadonlyArray<StoreSummary>) => all.filter((row) => row.store.startsWith(prefix))
+        // In UTF-16 order "\u{10000}" (a surrogate pair) sorts before "\uFFFF"; in code point order after it.
+        const [plain, nul, bmp, astral] = ["", "\u0000", "\uFFFF", "\u{10000}"].map((name) => `${prefix}${name}`)
+        yield* storage.setMany({ a: "é", b: [1, 2] }, { store: astral! }) // "é": 4 bytes, [1,2]: 5
+        yield* storage.set("k", null, { store: bmp! })
+        yield* storage.set("k", true, { store: nul! })
+        yield* storage.setMany({ x: 1, y: 2 }, { store: plain! })
+        yield* storage.remove("y", { store: plain! })
+        expect(mine(yield* storage.stores())).toEqual([
+          { store: plain, count: 1, size: 1 },
+          { store: nul, count: 1, size: 4 },
+          { store: bmp, count: 1, size: 4 },
+          { store: astral, count: 2, size: 9 }
+        ])
+        // A store exists while it holds an entry.
+        yield* storage.clear({ store: astral! })
+        yield* storage.remove("k", { store: nul! })
+        expect(mine(yield* storage.stores()).map((row) => row.store)).toEqual([plain, bmp])
       })
     )
 
