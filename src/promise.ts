@@ -23,7 +23,7 @@ import {
   isStorageError,
   type StorageError
 } from "./errors/StorageError.js"
-import type { Primitives, Row, SyncPrimitives } from "./internal/backend.js"
+import type { ListedRow, Primitives, Row, SyncPrimitives } from "./internal/backend.js"
 import { SWEEP_INTERVAL, sweepDelay } from "./internal/expiry.js"
 import { resolveHistory } from "./internal/feed.js"
 import { checkKey, resolveStore } from "./internal/validate.js"
@@ -37,8 +37,9 @@ import {
   begin,
   type Change,
   type CommitResult,
-  decode,
+  entryOf,
   type Json,
+  type ListOptions,
   type ListState,
   makeAtomic,
   type PageOptions,
@@ -62,6 +63,7 @@ export type {
   CommitResult,
   Json,
   JsonValue,
+  ListOptions,
   PageOptions,
   Selector,
   SetManyEntries,
@@ -171,9 +173,14 @@ export interface StorageApi {
    * read in bounded chunks as the loop goes: memory stays bounded however large the store, and breaking out of the
    * loop releases everything. Each chunk is read when the loop reaches it; other calls keep working meanwhile. A key
    * that exists, unchanged, for the whole loop is seen exactly once, in order; one written or removed meanwhile may
-   * or may not be seen, and never twice. A refused selector rejects the first step of the loop with 9004.
+   * or may not be seen, and never twice. A refused selector rejects the first step of the loop with 9004. With
+   * `{ metadata: true }`, each entry comes with its metadata, as `getEntry` gives it (since 0.5.0).
    */
-  list<T = Json>(selector?: Selector): AsyncIterableIterator<Entry<T>>
+  list<T = Json>(
+    selector: Selector | undefined,
+    options: { readonly metadata: true }
+  ): AsyncIterableIterator<StoredEntry<T>>
+  list<T = Json>(selector?: Selector, options?: ListOptions): AsyncIterableIterator<Entry<T>>
   /**
    * One page of the selected entries (`limit`: the page size, default 100, at most 1000) and the `cursor` of the
    * next page, `null` after the last one. Pass the cursor back with the same selector for the next page.
@@ -278,7 +285,7 @@ const mapBegun = <A, B>(begun: Begun<A>, f: (a: A) => B): Begun<B> => ({
  * only as long as the loop keeps it, so streaming a large store costs about what reading it row by row costs.
  */
 class ListIterator<T> implements AsyncIterableIterator<Entry<T>> {
-  private rows: ReadonlyArray<Row> = []
+  private rows: ReadonlyArray<Row | ListedRow> = []
   private index = 0
   private state: ListState | undefined
   private store = ""
@@ -288,10 +295,11 @@ class ListIterator<T> implements AsyncIterableIterator<Entry<T>> {
 
   constructor(
     private readonly run: <A>(start: () => Begun<A>) => Promise<A>,
-    selector: unknown
+    selector: unknown,
+    options: unknown
   ) {
     try {
-      this.state = startList(selector)
+      this.state = startList(selector, options)
       this.store = this.state?.store ?? ""
     } catch (refused) {
       this.refused = refused
@@ -305,15 +313,14 @@ class ListIterator<T> implements AsyncIterableIterator<Entry<T>> {
       return this.pending.then(step, step)
     }
     if (this.index < this.rows.length) {
-      const [key, text] = this.rows[this.index++]!
-      let value: T
+      let entry: Entry<T>
       try {
-        value = decode(this.store, key, text) as T
+        entry = entryOf(this.store, this.rows[this.index++]!) as Entry<T>
       } catch (error) {
         this.return()
         return Promise.reject(error)
       }
-      return Promise.resolve({ done: false, value: { key, value } })
+      return Promise.resolve({ done: false, value: entry })
     }
     if (this.refused !== undefined) {
       const refused = this.refused
@@ -396,7 +403,8 @@ const makeApi = (
   keys: (selector) => run(() => begin("keys", selector) as Begun<Array<string>>),
   has: (key, options) => run(() => begin("has", key, options)),
   entries: <T>(selector?: Selector) => run(() => begin("entries", selector) as Begun<Array<Entry<T>>>),
-  list: <T>(selector?: Selector) => new ListIterator<T>(run, selector),
+  list: (<T>(selector?: Selector, options?: ListOptions) =>
+    new ListIterator<T>(run, selector, options)) as StorageApi["list"],
   page: <T>(options?: PageOptions) => run(() => begin("page", options) as Begun<Page<T>>),
   count: (selector) => run(() => begin("count", selector)),
   atomic: () => makeAtomic((operations) => run(() => begin("commitAtomic", operations))),
@@ -874,14 +882,19 @@ export function entries<T = Json>(selector?: Selector): Promise<Array<Entry<T>>>
   return withDefault((client) => client.entries<T>(selector))
 }
 /** The selected entries as an async iterable, read in bounded chunks; see `StorageApi.list`. @since 0.2.0 */
-export function list<T = Json>(selector?: Selector): AsyncIterableIterator<Entry<T>> {
+export function list<T = Json>(
+  selector: Selector | undefined,
+  options: { readonly metadata: true }
+): AsyncIterableIterator<StoredEntry<T>>
+export function list<T = Json>(selector?: Selector, options?: ListOptions): AsyncIterableIterator<Entry<T>>
+export function list<T = Json>(selector?: Selector, options?: ListOptions): AsyncIterableIterator<Entry<T>> {
   if (defaultClient === undefined) {
     // The default instance opens at the first step of the loop, as any other call would open it.
     return (async function* () {
-      yield* await withDefault((client) => Promise.resolve(client.list<T>(selector)))
+      yield* await withDefault((client) => Promise.resolve(client.list<T>(selector, options)))
     })()
   }
-  return defaultClient.list<T>(selector)
+  return defaultClient.list<T>(selector, options)
 }
 /** The changes of the selected keys as an async iterable; see `StorageApi.watch`. @since 0.3.0 */
 export function watch<T = Json>(selector?: WatchSelector, options?: WatchOptions): AsyncIterableIterator<Change<T>> {

@@ -58,7 +58,11 @@ const adapt = (client: storage.StorageApi): StorageService => {
     keys: (selector) => call(() => client.keys(selector)),
     has: (key, options) => call(() => client.has(key, options)),
     entries: (selector) => call(() => client.entries(selector)),
-    list: (selector) => Stream.fromAsyncIterable(client.list(selector), (error) => error as StorageError),
+    list: ((selector, options) =>
+      Stream.fromAsyncIterable(
+        client.list(selector, options),
+        (error) => error as StorageError
+      )) as StorageService["list"],
     watch: (selector, options) =>
       Stream.fromAsyncIterable(client.watch(selector, options), (error) => error as StorageError),
     page: (options) => call(() => client.page(options)),

@@ -38,7 +38,17 @@ export type MetaRow = readonly [
  * What a row weighs against the byte budget of a `scan`: the length of its key and text. Every backend and the
  * service count the same way, so the service can tell a scan cut short by its budget from one that ran out of rows.
  */
-export const weigh = (row: Row): number => row[0].length + row[1].length
+export const weigh = (row: Row | ListedRow): number => row[0].length + row[1].length
+
+/** A stored key with its JSON text (or bytes) and its metadata (see {@link MetaRow}), as a list with metadata reads it. */
+export type ListedRow = readonly [
+  key: string,
+  text: Stored,
+  createdAt: number,
+  updatedAt: number,
+  version: number,
+  expiresAt: number | null
+]
 
 /** A store with how many live entries it holds and their total size in bytes. */
 export type StoreRow = readonly [store: string, count: number, size: number]
@@ -120,6 +130,8 @@ export interface Primitives {
    * brings the summed {@link weigh}t to `maxBytes` or more (an effectful one may return the whole limit).
    */
   readonly scan: (store: string, range: Range, maxBytes: number, now: number) => ReadonlyArray<Row>
+  /** {@link Primitives.scan}, each row with its metadata. */
+  readonly scanMeta: (store: string, range: Range, maxBytes: number, now: number) => ReadonlyArray<ListedRow>
   /** How many keys the range holds (at most its limit). */
   readonly count: (store: string, range: Range, now: number) => number
   /** Total UTF-8 bytes of the stored JSON texts of the store. */

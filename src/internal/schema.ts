@@ -159,7 +159,7 @@ const LIVE = "(expires_at IS NULL OR expires_at > ?)"
 const EXPIRED_KEYS = `SELECT key FROM ${TABLE} INDEXED BY ${EXPIRY_INDEX} WHERE expires_at <= ? AND store = ?`
 
 /** What a range statement reads. */
-export type RangeRead = "keys" | "entries" | "count" | "versioned"
+export type RangeRead = "keys" | "entries" | "count" | "versioned" | "meta"
 
 /**
  * The statements of the SQL backends. `?` parameters, in the order noted; `now` is the current time (ms since the
@@ -219,7 +219,12 @@ export const Sql = {
     if (read === "keys") {
       return `SELECT key FROM ${TABLE} WHERE ${where} AND (NOT EXISTS (${EXPIRED_KEYS}) OR key NOT IN (${EXPIRED_KEYS})) ${order}`
     }
-    const columns = read === "entries" ? "key, value" : "key, value, version"
+    const columns =
+      read === "entries"
+        ? "key, value"
+        : read === "versioned"
+          ? "key, value, version"
+          : "key, value, created_at, updated_at, version, expires_at"
     return `SELECT ${columns} FROM ${TABLE} WHERE ${where} AND ${LIVE} ${order}`
   },
   /** (store, now) → size: UTF-8 bytes of the stored JSON text */
@@ -263,7 +268,7 @@ export const rangeParameters = (store: string, range: Range, read: RangeRead, no
   return parameters
 }
 
-const READS: Record<RangeRead, number> = { keys: 0, entries: 1, count: 2, versioned: 3 }
+const READS: Record<RangeRead, number> = { keys: 0, entries: 1, count: 2, versioned: 3, meta: 4 }
 /** The text of each shape of range statement, made once: lists and pages ask for it on every chunk and page. */
 const rangeTexts: Array<string | undefined> = []
 

@@ -92,6 +92,20 @@ export const checkOptionNames = (given: object, allowed: ReadonlyArray<string>, 
   }
 }
 
+/** Whether the options of a list ask for its entries' metadata; throws `InvalidKey` when they are refused. */
+export const checkListOptions = (options: unknown): boolean => {
+  if (options === undefined) return false
+  if (typeof options !== "object" || options === null || Array.isArray(options)) {
+    throw refuse(`The options of list must be an object, got ${describeType(options)}`)
+  }
+  checkOptionNames(options, ["metadata"], "list")
+  const metadata = (options as { readonly metadata?: unknown }).metadata
+  if (metadata !== undefined && typeof metadata !== "boolean") {
+    throw refuse(`The list option metadata must be a boolean, got ${describeType(metadata)}`)
+  }
+  return metadata === true
+}
+
 interface Parsed {
   readonly selection: Selection
   readonly cursor: unknown

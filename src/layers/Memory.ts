@@ -9,6 +9,7 @@ import { type InvalidKeyError, isStorageError } from "../errors/StorageError.js"
 import {
   type ChangeRecord,
   type ChangeRow,
+  type ListedRow,
   type MetaRow,
   type Row,
   type StoreRow,
@@ -225,6 +226,24 @@ const makePrimitives = (history: History): SyncPrimitives => {
       if (!visit(key, stored)) return
     }
   }
+  /** The rows of a range, made by `row`, until their summed weight reaches `maxBytes`. */
+  const scan = <R extends Row | ListedRow>(
+    store: string,
+    range: Range,
+    maxBytes: number,
+    now: number,
+    row: (key: string, stored: Stored) => R
+  ): Array<R> => {
+    const rows: Array<R> = []
+    let bytes = 0
+    walk(store, range, now, (key, stored) => {
+      const made = row(key, stored)
+      rows.push(made)
+      bytes += weigh(made)
+      return bytes < maxBytes
+    })
+    return rows
+  }
   return {
     feed,
     alarm: new SweepAlarm(),
@@ -271,17 +290,22 @@ const makePrimitives = (history: History): SyncPrimitives => {
       walk(store, range, now, (key) => keys.push(key) > 0)
       return keys
     },
-    scan: (store, range, maxBytes, now) => {
-      const rows: Array<Row> = []
-      let bytes = 0
-      walk(store, range, now, (key, stored) => {
-        const row: Row = [key, stored.text]
-        rows.push(row)
-        bytes += weigh(row)
-        return bytes < maxBytes
-      })
-      return rows
-    },
+    scan: (store, range, maxBytes, now) => scan(store, range, maxBytes, now, (key, stored): Row => [key, stored.text]),
+    scanMeta: (store, range, maxBytes, now) =>
+      scan(
+        store,
+        range,
+        maxBytes,
+        now,
+        (key, stored): ListedRow => [
+          key,
+          stored.text,
+          stored.createdAt,
+          stored.updatedAt,
+          stored.version,
+          stored.expiresAt
+        ]
+      ),
     count: (store, range, now) => {
       let count = 0
       walk(store, range, now, () => ++count > 0)

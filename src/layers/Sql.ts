@@ -16,6 +16,7 @@ import type {
   ChangeRecord,
   ChangeRow,
   EffectPrimitives,
+  ListedRow,
   MetaRow,
   Row,
   Stored,
@@ -271,6 +272,11 @@ const makePrimitives = (
     scan: (store, range, _maxBytes, now) =>
       query<KeyValueRow>(rangeSql("entries", range), rangeParameters(store, range, "entries", now)).pipe(
         Effect.map((rows) => rows.map((row): Row => [row.key, row.value])),
+        read("entries", store)
+      ),
+    scanMeta: (store, range, _maxBytes, now) =>
+      query<EntryRow & KeyRow>(rangeSql("meta", range), rangeParameters(store, range, "meta", now)).pipe(
+        Effect.map((rows) => rows.map((row): ListedRow => [row.key, ...metaOf(row)])),
         read("entries", store)
       ),
     count: (store, range, now) =>

@@ -19,6 +19,7 @@ import {
   type ChangeRecord,
   type ChangeRow,
   type Check,
+  type ListedRow,
   type MetaRow,
   type Row,
   type Snapshot,
@@ -285,21 +286,27 @@ const makePrimitives = (db: Database.Database, history: History): SyncPrimitives
     let statement = ranges.get(sql)
     if (statement === undefined) {
       statement = prepare(sql)
-      if (read === "entries" || read === "versioned") statement.raw()
+      if (read === "entries" || read === "versioned" || read === "meta") statement.raw()
       else statement.pluck()
       ranges.set(sql, statement)
     }
     return statement
   }
   /** Rows of a range; with a byte budget, read one at a time and stopped once the budget is reached. */
-  const scan = (store: string, range: Range, maxBytes: number, now: number): Array<Row> => {
-    const statement = rangeStatement("entries", range)
-    const parameters = rangeParameters(store, range, "entries", now)
-    if (maxBytes === Number.POSITIVE_INFINITY) return statement.all(...parameters) as Array<Row>
-    const rows: Array<Row> = []
+  const scan = <R extends Row | ListedRow>(
+    read: "entries" | "meta",
+    store: string,
+    range: Range,
+    maxBytes: number,
+    now: number
+  ): Array<R> => {
+    const statement = rangeStatement(read, range)
+    const parameters = rangeParameters(store, range, read, now)
+    if (maxBytes === Number.POSITIVE_INFINITY) return statement.all(...parameters) as Array<R>
+    const rows: Array<R> = []
     let bytes = 0
     // Leaving the loop early closes the iterator: no statement stays open after this call.
-    for (const row of statement.iterate(...parameters) as IterableIterator<Row>) {
+    for (const row of statement.iterate(...parameters) as IterableIterator<R>) {
       rows.push(row)
       bytes += weigh(row)
       if (bytes >= maxBytes) break
@@ -540,7 +547,10 @@ const makePrimitives = (db: Database.Database, history: History): SyncPrimitives
         store,
         () => rangeStatement("keys", range).all(...rangeParameters(store, range, "keys", now)) as Array<string>
       ),
-    scan: (store, range, maxBytes, now) => read("entries", store, () => scan(store, range, maxBytes, now)),
+    scan: (store, range, maxBytes, now) =>
+      read("entries", store, () => scan<Row>("entries", store, range, maxBytes, now)),
+    scanMeta: (store, range, maxBytes, now) =>
+      read("entries", store, () => scan<ListedRow>("meta", store, range, maxBytes, now)),
     count: (store, range, now) =>
       read("count", store, () =>
         Number(rangeStatement("count", range).get(...rangeParameters(store, range, "count", now)))

@@ -28,6 +28,7 @@ import {
   type ChangeRow,
   type Check,
   type EffectPrimitives,
+  type ListedRow,
   type Primitives,
   type Row,
   type Stored,
@@ -49,7 +50,15 @@ import { InvalidStoredJson, parse, serialize } from "../internal/json.js"
 import { compareCodePoints } from "../internal/order.js"
 import { quote } from "../internal/quote.js"
 import { Kind } from "../internal/schema.js"
-import { after, encodeCursor, type Range, type Selection, select, selectPage } from "../internal/selector.js"
+import {
+  after,
+  checkListOptions,
+  encodeCursor,
+  type Range,
+  type Selection,
+  select,
+  selectPage
+} from "../internal/selector.js"
 import { checkKey, checkKeyList, eachEntry, resolveStore } from "../internal/validate.js"
 import { formatVersion, parseVersion } from "../internal/version.js"
 
@@ -156,6 +165,15 @@ export interface StoredEntry<A = Json> extends Entry<A> {
   readonly version: string
   /** @since 0.4.0 */
   readonly expiresAt: number | null
+}
+
+/**
+ * The options of `list`: `metadata: true` gives each entry with its metadata ({@link StoredEntry}).
+ *
+ * @since 0.5.0
+ */
+export interface ListOptions {
+  readonly metadata?: boolean | undefined
 }
 
 /**
@@ -350,9 +368,16 @@ export interface StorageService {
    * The entries of the selected range as a stream, read in bounded chunks (each one query; nothing is held open
    * between chunks), so memory stays bounded however large the store, and interrupting the stream releases
    * everything at once. A key that exists, unchanged, for the whole stream is seen exactly once, in order; a key
-   * written or removed while the stream runs may or may not be seen, and is never seen twice.
+   * written or removed while the stream runs may or may not be seen, and is never seen twice. With
+   * `{ metadata: true }`, each entry comes with its metadata, as `getEntry` gives it (since 0.5.0).
    */
-  readonly list: (selector?: Selector) => Stream.Stream<Entry, ReadValueError>
+  readonly list: {
+    (
+      selector: Selector | undefined,
+      options: ListOptions & { readonly metadata: true }
+    ): Stream.Stream<StoredEntry, ReadValueError>
+    (selector?: Selector, options?: ListOptions): Stream.Stream<Entry, ReadValueError>
+  }
   /**
    * One page of the selected range, with the cursor of the next page (`null` after the last page). A cursor is an
    * opaque string that outlives the process; one that is malformed, altered, or made for another selector is
@@ -538,12 +563,21 @@ export const decode = (store: string, key: string, text: Stored): Json => {
   return value as Json
 }
 
-const decodeRows = (store: string, rows: ReadonlyArray<Row>): Array<Entry> => {
+/**
+ * The entry of a row a list read: with its metadata when the row has it.
+ *
+ * @internal
+ */
+export const entryOf = (store: string, row: Row | ListedRow): Entry | StoredEntry => {
+  const key = row[0]
+  const value = decode(store, key, row[1])
+  if (row.length === 2) return { key, value }
+  return { key, value, createdAt: row[2], updatedAt: row[3], version: formatVersion(row[4]), expiresAt: row[5] }
+}
+
+const decodeRows = (store: string, rows: ReadonlyArray<Row | ListedRow>): Array<Entry> => {
   const entries: Array<Entry> = new Array(rows.length)
-  for (let index = 0; index < rows.length; index++) {
-    const [key, text] = rows[index]!
-    entries[index] = { key, value: decode(store, key, text) }
-  }
+  for (let index = 0; index < rows.length; index++) entries[index] = entryOf(store, rows[index]!)
   return entries
 }
 
@@ -710,6 +744,8 @@ export interface ListState {
   readonly store: string
   readonly range: Range
   readonly chunk: number
+  /** Whether its rows carry their metadata. */
+  readonly metadata: boolean
 }
 
 /**
@@ -729,9 +765,10 @@ const CHUNK_BYTES = 256 * 1024
  *
  * @internal
  */
-export const startList = (selector: unknown): ListState | undefined => {
+export const startList = (selector: unknown, options?: unknown): ListState | undefined => {
   const selection: Selection = select(selector)
-  return selection.empty ? undefined : { store: selection.store, range: selection.range, chunk: FIRST_CHUNK }
+  const metadata = checkListOptions(options)
+  return selection.empty ? undefined : { store: selection.store, range: selection.range, chunk: FIRST_CHUNK, metadata }
 }
 
 /**
@@ -929,10 +966,13 @@ const internalPrograms = {
    * undecoded: a caller decodes each as it reaches it (`decode`), so a parsed value lives only as long as the caller
    * keeps it.
    */
-  *listChunk(state: ListState): Program<readonly [ReadonlyArray<Row>, ListState | undefined]> {
-    const { store, range, chunk } = state
+  *listChunk(state: ListState): Program<readonly [ReadonlyArray<Row | ListedRow>, ListState | undefined]> {
+    const { store, range, chunk, metadata } = state
     const want = range.limit === undefined ? chunk : Math.min(chunk, range.limit)
-    const rows = yield* call("scan", store, { ...range, limit: want }, CHUNK_BYTES, yield* time())
+    const bounded = { ...range, limit: want }
+    const rows: ReadonlyArray<Row | ListedRow> = metadata
+      ? yield* call("scanMeta", store, bounded, CHUNK_BYTES, yield* time())
+      : yield* call("scan", store, bounded, CHUNK_BYTES, yield* time())
     let bytes = 0
     for (const row of rows) bytes += weigh(row)
     // Fewer rows than asked for, without reaching the byte budget, means the range has no more.
@@ -944,6 +984,7 @@ const internalPrograms = {
       rows,
       {
         store,
+        metadata,
         range: { ...rest, limit: range.limit === undefined ? undefined : range.limit - rows.length },
         // Light chunks grow; heavy ones shrink toward the byte budget (an effectful backend reads whole limits).
         chunk:
@@ -1341,11 +1382,11 @@ const buildService = (
     const program = programs[name] as (...args: ReadonlyArray<unknown>) => Program<unknown>
     service[name] = (...args: ReadonlyArray<unknown>) => run(() => program(...args))
   }
-  const list = (selector?: Selector): Stream.Stream<Entry, StorageError> =>
+  const list = (selector?: Selector, options?: ListOptions): Stream.Stream<Entry, StorageError> =>
     Stream.suspend(() => {
       let state: ListState | undefined
       try {
-        state = startList(selector)
+        state = startList(selector, options)
       } catch (thrown) {
         return Stream.fail(asStorageError(thrown))
       }

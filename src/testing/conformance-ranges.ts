@@ -331,6 +331,48 @@ export const rangeCases = (
     })
   )
 
+  it.effect(
+    `${name}: list with metadata gives each entry as getEntry does, across chunks; bad options are refused`,
+    () =>
+      Effect.gen(function* () {
+        const storage = yield* Storage
+        const store = freshStore()
+        // More entries than a first chunk holds, written by several calls (several versions), some expiring, one bytes.
+        yield* storage.setMany(Object.fromEntries(Array.from({ length: 60 }, (_, i) => [`k${100 + i}`, { i }])), {
+          store
+        })
+        yield* time.advance(3)
+        yield* storage.set("k105", "again", { store, expireIn: 60_000 })
+        yield* storage.set("k150", new Uint8Array([1, 2, 3]), { store })
+        yield* storage.set("k120", 1, { store, expireIn: 1 })
+        yield* time.advance(1)
+        const listed = Chunk.toArray(yield* Stream.runCollect(storage.list({ store }, { metadata: true })))
+        const keys = yield* storage.keys({ store })
+        expect(listed.map((entry) => entry.key)).toEqual(keys)
+        expect(keys).toHaveLength(59)
+        for (const entry of listed) expect(Option.some(entry)).toEqual(yield* storage.getEntry(entry.key, { store }))
+        expect(listed.find((entry) => entry.key === "k105")?.expiresAt).toBeGreaterThan(yield* time.now)
+        // Selectors apply as they do without metadata.
+        const selected = Chunk.toArray(
+          yield* Stream.runCollect(storage.list({ store, prefix: "k15", reverse: true, limit: 3 }, { metadata: true }))
+        )
+        expect(selected.map((entry) => [entry.key, entry.version])).toEqual(
+          listed
+            .filter((entry) => entry.key.startsWith("k15"))
+            .reverse()
+            .slice(0, 3)
+            .map((entry) => [entry.key, entry.version])
+        )
+        // Without metadata (or with metadata: false), entries are key and value only.
+        const plain = Chunk.toArray(yield* Stream.runCollect(storage.list({ store, limit: 1 }, { metadata: false })))
+        expect(plain).toEqual([{ key: "k100", value: { i: 0 } }])
+        for (const options of [{ metadata: 1 }, { meta: true }, "metadata", null]) {
+          const refused = yield* Effect.flip(Stream.runDrain(storage.list({ store }, options as never)))
+          expect(refused.code).toBe(StorageErrorCode.InvalidKey)
+        }
+      })
+  )
+
   it.effect(`${name}: getEntry gives the value with createdAt, kept across overwrites, and updatedAt`, () =>
     Effect.gen(function* () {
       const storage = yield* Storage
