@@ -18,3 +18,20 @@ await build({
   external: ["better-sqlite3"],
   logLevel: "warning"
 })
+
+// The command line, as one CommonJS file that bin/runtime-storage.cjs runs through a V8 code cache (a cache needs a
+// script, which an ES module is not). @effect/cli's config-file parsers (yaml, toml, ini) are not reached from the
+// modules imported, so they are not in it.
+await build({
+  entryPoints: ["dist/cli/main.js"],
+  outfile: "dist/cli.cjs",
+  bundle: true,
+  minify: true,
+  sourcemap: true,
+  sourcesContent: false,
+  platform: "node",
+  format: "cjs",
+  target: "node20",
+  external: ["better-sqlite3", "@parcel/watcher"],
+  logLevel: "warning"
+})
