@@ -25,6 +25,7 @@ export {
   type CommitResult,
   type Entry,
   type Json,
+  type JsonText,
   type JsonValue,
   type Page,
   type PageOptions,

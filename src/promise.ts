@@ -39,6 +39,7 @@ import {
   type CommitResult,
   entryOf,
   type Json,
+  type JsonText,
   type ListOptions,
   type ListState,
   makeAtomic,
@@ -62,6 +63,7 @@ export type {
   Change,
   CommitResult,
   Json,
+  JsonText,
   JsonValue,
   ListOptions,
   PageOptions,
@@ -174,8 +176,14 @@ export interface StorageApi {
    * loop releases everything. Each chunk is read when the loop reaches it; other calls keep working meanwhile. A key
    * that exists, unchanged, for the whole loop is seen exactly once, in order; one written or removed meanwhile may
    * or may not be seen, and never twice. A refused selector rejects the first step of the loop with 9004. With
-   * `{ metadata: true }`, each entry comes with its metadata, as `getEntry` gives it (since 0.5.0).
+   * `{ metadata: true }`, each entry comes with its metadata, as `getEntry` gives it; with `{ json: true }`, each
+   * value as its JSON text, exactly as stored and not parsed (a binary value as a `Uint8Array`) (since 0.5.0).
    */
+  list(
+    selector: Selector | undefined,
+    options: { readonly metadata: true; readonly json: true }
+  ): AsyncIterableIterator<StoredEntry<JsonText>>
+  list(selector: Selector | undefined, options: { readonly json: true }): AsyncIterableIterator<Entry<JsonText>>
   list<T = Json>(
     selector: Selector | undefined,
     options: { readonly metadata: true }
@@ -289,6 +297,7 @@ class ListIterator<T> implements AsyncIterableIterator<Entry<T>> {
   private index = 0
   private state: ListState | undefined
   private store = ""
+  private json = false
   private refused: unknown
   private pending: Promise<IteratorResult<Entry<T>, undefined>> | undefined
   private closed = false
@@ -301,6 +310,7 @@ class ListIterator<T> implements AsyncIterableIterator<Entry<T>> {
     try {
       this.state = startList(selector, options)
       this.store = this.state?.store ?? ""
+      this.json = this.state?.json ?? false
     } catch (refused) {
       this.refused = refused
     }
@@ -315,7 +325,7 @@ class ListIterator<T> implements AsyncIterableIterator<Entry<T>> {
     if (this.index < this.rows.length) {
       let entry: Entry<T>
       try {
-        entry = entryOf(this.store, this.rows[this.index++]!) as Entry<T>
+        entry = entryOf(this.store, this.rows[this.index++]!, this.json) as Entry<T>
       } catch (error) {
         this.return()
         return Promise.reject(error)
@@ -882,6 +892,14 @@ export function entries<T = Json>(selector?: Selector): Promise<Array<Entry<T>>>
   return withDefault((client) => client.entries<T>(selector))
 }
 /** The selected entries as an async iterable, read in bounded chunks; see `StorageApi.list`. @since 0.2.0 */
+export function list(
+  selector: Selector | undefined,
+  options: { readonly metadata: true; readonly json: true }
+): AsyncIterableIterator<StoredEntry<JsonText>>
+export function list(
+  selector: Selector | undefined,
+  options: { readonly json: true }
+): AsyncIterableIterator<Entry<JsonText>>
 export function list<T = Json>(
   selector: Selector | undefined,
   options: { readonly metadata: true }

@@ -92,19 +92,27 @@ export const checkOptionNames = (given: object, allowed: ReadonlyArray<string>, 
   }
 }
 
-/** Whether the options of a list ask for its entries' metadata; throws `InvalidKey` when they are refused. */
-export const checkListOptions = (options: unknown): boolean => {
-  if (options === undefined) return false
+/**
+ * What the options of a list ask for: each entry's metadata, and its value as stored JSON text rather than parsed.
+ * Throws `InvalidKey` when they are refused.
+ */
+export const checkListOptions = (options: unknown): { readonly metadata: boolean; readonly json: boolean } => {
+  if (options === undefined) return { metadata: false, json: false }
   if (typeof options !== "object" || options === null || Array.isArray(options)) {
     throw refuse(`The options of list must be an object, got ${describeType(options)}`)
   }
-  checkOptionNames(options, ["metadata"], "list")
-  const metadata = (options as { readonly metadata?: unknown }).metadata
-  if (metadata !== undefined && typeof metadata !== "boolean") {
-    throw refuse(`The list option metadata must be a boolean, got ${describeType(metadata)}`)
+  checkOptionNames(options, LIST_OPTIONS, "list")
+  const flag = (name: string): boolean => {
+    const value = (options as Record<string, unknown>)[name]
+    if (value !== undefined && typeof value !== "boolean") {
+      throw refuse(`The list option ${name} must be a boolean, got ${describeType(value)}`)
+    }
+    return value === true
   }
-  return metadata === true
+  return { metadata: flag("metadata"), json: flag("json") }
 }
+
+const LIST_OPTIONS = ["metadata", "json"]
 
 interface Parsed {
   readonly selection: Selection

@@ -168,13 +168,23 @@ export interface StoredEntry<A = Json> extends Entry<A> {
 }
 
 /**
- * The options of `list`: `metadata: true` gives each entry with its metadata ({@link StoredEntry}).
+ * The options of `list`: `metadata: true` gives each entry with its metadata ({@link StoredEntry}); `json: true`
+ * gives each value as its JSON text, exactly as stored and not parsed (a binary value stays a `Uint8Array`): what
+ * a program that passes values on as JSON (an export, a server) would otherwise parse only to write again.
  *
  * @since 0.5.0
  */
 export interface ListOptions {
   readonly metadata?: boolean | undefined
+  readonly json?: boolean | undefined
 }
+
+/**
+ * A value as `list` gives it with `{ json: true }`: its JSON text, or a binary value's bytes.
+ *
+ * @since 0.5.0
+ */
+export type JsonText = string | Uint8Array
 
 /**
  * A store as `stores` lists it: its name, how many entries it holds, and their {@link StorageService.size}.
@@ -369,9 +379,18 @@ export interface StorageService {
    * between chunks), so memory stays bounded however large the store, and interrupting the stream releases
    * everything at once. A key that exists, unchanged, for the whole stream is seen exactly once, in order; a key
    * written or removed while the stream runs may or may not be seen, and is never seen twice. With
-   * `{ metadata: true }`, each entry comes with its metadata, as `getEntry` gives it (since 0.5.0).
+   * `{ metadata: true }`, each entry comes with its metadata, as `getEntry` gives it; with `{ json: true }`, each
+   * value as its stored JSON text (since 0.5.0).
    */
   readonly list: {
+    (
+      selector: Selector | undefined,
+      options: ListOptions & { readonly metadata: true; readonly json: true }
+    ): Stream.Stream<StoredEntry<JsonText>, ReadError>
+    (
+      selector: Selector | undefined,
+      options: ListOptions & { readonly json: true }
+    ): Stream.Stream<Entry<JsonText>, ReadError>
     (
       selector: Selector | undefined,
       options: ListOptions & { readonly metadata: true }
@@ -564,20 +583,22 @@ export const decode = (store: string, key: string, text: Stored): Json => {
 }
 
 /**
- * The entry of a row a list read: with its metadata when the row has it.
+ * The entry of a row a list read: with its metadata when the row has it; its value parsed, or (`json`) its JSON
+ * text as stored (bytes copied, as `decode` copies them).
  *
  * @internal
  */
-export const entryOf = (store: string, row: Row | ListedRow): Entry | StoredEntry => {
+export const entryOf = (store: string, row: Row | ListedRow, json: boolean): Entry<Json | JsonText> | StoredEntry => {
   const key = row[0]
-  const value = decode(store, key, row[1])
+  const text = row[1]
+  const value = json ? (typeof text === "string" ? text : new Uint8Array(text)) : decode(store, key, text)
   if (row.length === 2) return { key, value }
   return { key, value, createdAt: row[2], updatedAt: row[3], version: formatVersion(row[4]), expiresAt: row[5] }
 }
 
-const decodeRows = (store: string, rows: ReadonlyArray<Row | ListedRow>): Array<Entry> => {
+const decodeRows = (store: string, rows: ReadonlyArray<Row | ListedRow>, json = false): Array<Entry> => {
   const entries: Array<Entry> = new Array(rows.length)
-  for (let index = 0; index < rows.length; index++) entries[index] = entryOf(store, rows[index]!)
+  for (let index = 0; index < rows.length; index++) entries[index] = entryOf(store, rows[index]!, json) as Entry
   return entries
 }
 
@@ -746,6 +767,8 @@ export interface ListState {
   readonly chunk: number
   /** Whether its rows carry their metadata. */
   readonly metadata: boolean
+  /** Whether its values are given as stored JSON text. */
+  readonly json: boolean
 }
 
 /**
@@ -767,8 +790,10 @@ const CHUNK_BYTES = 256 * 1024
  */
 export const startList = (selector: unknown, options?: unknown): ListState | undefined => {
   const selection: Selection = select(selector)
-  const metadata = checkListOptions(options)
-  return selection.empty ? undefined : { store: selection.store, range: selection.range, chunk: FIRST_CHUNK, metadata }
+  const { metadata, json } = checkListOptions(options)
+  return selection.empty
+    ? undefined
+    : { store: selection.store, range: selection.range, chunk: FIRST_CHUNK, metadata, json }
 }
 
 /**
@@ -967,7 +992,7 @@ const internalPrograms = {
    * keeps it.
    */
   *listChunk(state: ListState): Program<readonly [ReadonlyArray<Row | ListedRow>, ListState | undefined]> {
-    const { store, range, chunk, metadata } = state
+    const { store, range, chunk, metadata, json } = state
     const want = range.limit === undefined ? chunk : Math.min(chunk, range.limit)
     const bounded = { ...range, limit: want }
     const rows: ReadonlyArray<Row | ListedRow> = metadata
@@ -985,6 +1010,7 @@ const internalPrograms = {
       {
         store,
         metadata,
+        json,
         range: { ...rest, limit: range.limit === undefined ? undefined : range.limit - rows.length },
         // Light chunks grow; heavy ones shrink toward the byte budget (an effectful backend reads whole limits).
         chunk:
@@ -1397,7 +1423,7 @@ const buildService = (
           ([rows, next]) => {
             try {
               return Effect.succeed([
-                Chunk.unsafeFromArray(decodeRows(current.store, rows)),
+                Chunk.unsafeFromArray(decodeRows(current.store, rows, current.json)),
                 Option.fromNullable(next)
               ] as const)
             } catch (thrown) {

@@ -332,7 +332,7 @@ export const rangeCases = (
   )
 
   it.effect(
-    `${name}: list with metadata gives each entry as getEntry does, across chunks; bad options are refused`,
+    `${name}: list with metadata gives each entry as getEntry does, across chunks; json gives stored text; bad options are refused`,
     () =>
       Effect.gen(function* () {
         const storage = yield* Storage
@@ -366,7 +366,20 @@ export const rangeCases = (
         // Without metadata (or with metadata: false), entries are key and value only.
         const plain = Chunk.toArray(yield* Stream.runCollect(storage.list({ store, limit: 1 }, { metadata: false })))
         expect(plain).toEqual([{ key: "k100", value: { i: 0 } }])
-        for (const options of [{ metadata: 1 }, { meta: true }, "metadata", null]) {
+        // With json: each value's JSON text as stored (-0 kept), bytes as bytes; with metadata too.
+        yield* storage.set("k101", { a: [-0, "é"], b: null }, { store })
+        const texts = Chunk.toArray(yield* Stream.runCollect(storage.list({ store, prefix: "k10" }, { json: true })))
+        expect(texts.slice(0, 3)).toEqual([
+          { key: "k100", value: '{"i":0}' },
+          { key: "k101", value: '{"a":[-0,"é"],"b":null}' },
+          { key: "k102", value: '{"i":2}' }
+        ])
+        const withBoth = Chunk.toArray(
+          yield* Stream.runCollect(storage.list({ store, start: "k150", limit: 1 }, { json: true, metadata: true }))
+        )
+        const bytesEntry = Option.getOrThrow(yield* storage.getEntry("k150", { store }))
+        expect(withBoth).toEqual([{ ...bytesEntry, value: new Uint8Array([1, 2, 3]) }])
+        for (const options of [{ metadata: 1 }, { meta: true }, { json: "yes" }, "metadata", null]) {
           const refused = yield* Effect.flip(Stream.runDrain(storage.list({ store }, options as never)))
           expect(refused.code).toBe(StorageErrorCode.InvalidKey)
         }
