@@ -14,6 +14,7 @@ import { performance } from "node:perf_hooks"
 import { fileURLToPath } from "node:url"
 import * as v8 from "node:v8"
 import * as vm from "node:vm"
+import { runCli } from "./cli.mjs"
 import { batchesOf, keyAt, makeKeys, makeValues, sameJson, valueAt } from "./data.mjs"
 import { openRawDatabase } from "./raw.mjs"
 import { formatReport } from "./report.mjs"
@@ -768,6 +769,21 @@ const main = async () => {
   await runRanges()
   log(`peak memory of streaming ${huge} entries (${options.memoryReps} child process(es) per side):`)
   const streamMemory = runStreamMemory()
+  log(`command line: get (${options.coldReps} processes per side), export and import of ${huge} entries:`)
+  runCli({
+    options,
+    tmp,
+    rangesFile,
+    huge,
+    sampleIndex: rangeFirst,
+    keyAt,
+    valueAt,
+    sameJson,
+    record,
+    check,
+    log,
+    rotated
+  })
   log(`small keys next to 3 values of ${options.largeValueMb} MB (${options.reps} repetitions + 1 warm-up):`)
   await runLargeNeighbours()
   log(`binary values of 64 KB (${options.reps} repetitions + 1 warm-up):`)

@@ -47,6 +47,7 @@ import {
   showBytes,
   showValue,
   table,
+  textField,
   valueField
 } from "./text.js"
 import { exportStores, importLines, setExpiring } from "./transfer.js"
@@ -325,14 +326,18 @@ const entries = Command.make(
       Effect.gen(function* () {
         let first = true
         if (json) yield* print("[")
-        yield* storage.list(selectorOf(store, options)).pipe(
+        // Values as stored JSON text: printed as they are, never parsed and written again.
+        yield* storage.list(selectorOf(store, options), { json: true }).pipe(
           Stream.runForEachChunk((chunk) => {
             const rows = Array.from(chunk)
             const text = json
               ? (first ? "" : ",") +
-                rows.map((entry) => `{"key":${JSON.stringify(entry.key)},${valueField(entry.value)}}`).join(",")
+                rows.map((entry) => `{"key":${JSON.stringify(entry.key)},${textField(entry.value)}}`).join(",")
               : rows
-                  .map((entry) => `${printable(entry.key)}\t${showValue(entry.value)}`)
+                  .map(
+                    (entry) =>
+                      `${printable(entry.key)}\t${typeof entry.value === "string" ? entry.value : showValue(entry.value)}`
+                  )
                   .join("\n")
                   .concat("\n")
             first = false

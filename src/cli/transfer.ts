@@ -8,13 +8,13 @@ import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import { InvalidKeyError, SerializationError, type StorageError } from "../errors/StorageError.js"
 import { checkKey, resolveStore } from "../internal/validate.js"
-import type { Json, StorageService, StoredEntry } from "../services/Storage.js"
+import type { Json, JsonText, StorageService, StoredEntry } from "../services/Storage.js"
 import { LineReader, progressBar, type Sink } from "./io.js"
-import { JsonTextProblem, parseJsonExactly, valueField } from "./text.js"
+import { JsonTextProblem, parseJsonExactly, textField } from "./text.js"
 
-/** One entry as a line of an export. */
-export const exportLine = (store: string, entry: StoredEntry): string =>
-  `{"store":${JSON.stringify(store)},"key":${JSON.stringify(entry.key)},${valueField(entry.value)}${
+/** One entry, its value as stored JSON text, as a line of an export. */
+export const exportLine = (store: string, entry: StoredEntry<JsonText>): string =>
+  `{"store":${JSON.stringify(store)},"key":${JSON.stringify(entry.key)},${textField(entry.value)}${
     entry.expiresAt === null ? "" : `,"expiresAt":${entry.expiresAt}`
   }}\n`
 
@@ -33,7 +33,8 @@ export const exportStores = (
     const bar = progressBar("export", total, "entries")
     let written = 0
     for (const store of stores) {
-      yield* storage.list({ store, prefix }, { metadata: true }).pipe(
+      // Values as stored JSON text: spliced into the line as they are, never parsed and written again.
+      yield* storage.list({ store, prefix }, { metadata: true, json: true }).pipe(
         Stream.runForEachChunk((chunk) => {
           let text = ""
           for (const entry of chunk) text += exportLine(store, entry)
