@@ -605,3 +605,38 @@ describe("runtime-storage (the command line)", () => {
     expect(ok(["--completions", "zsh"])).toContain("#compdef runtime-storage")
   })
 })
+
+describe("the README's command-line session", () => {
+  it("runs as shown: the same output for every command (times and the home directory aside)", () => {
+    const readme = fs.readFileSync(path.join(root, "README.md"), "utf8")
+    const section = readme.slice(readme.indexOf("## The command line: `runtime-storage`"))
+    const session = /```console\n([\s\S]*?)```/.exec(section)![1]!
+    const home = path.join(dir, "readme-home")
+    fs.mkdirSync(home, { recursive: true })
+    const sessionEnv = { ...env, HOME: home, XDG_DATA_HOME: path.join(home, ".local", "share") }
+    /** The words of a command line: spaces split, single quotes group. */
+    const words = (line: string): Array<string> =>
+      [...line.matchAll(/'([^']*)'|(\S+)/g)].map((match) => match[1] ?? match[2]!)
+    const normalize = (text: string) =>
+      text
+        .replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z/g, "<time>")
+        .replaceAll(home, "/home/me")
+        .trimEnd()
+    const blocks = session.split(/^\$ /m).filter((block) => block !== "")
+    expect(blocks.length).toBeGreaterThanOrEqual(10)
+    for (const block of blocks) {
+      const [line, ...expected] = block.trimEnd().split("\n")
+      let command = line!
+      const echoStatus = command.endsWith("; echo $?")
+      if (echoStatus) command = command.slice(0, -"; echo $?".length)
+      const redirect = /^(.*?) > (\S+)$/.exec(command)
+      if (redirect !== null) command = redirect[1]!
+      const [program, ...args] = words(command)
+      expect(program).toBe("runtime-storage")
+      const ran = spawnSync(process.execPath, [BIN, ...args], { cwd: home, env: sessionEnv, encoding: "utf8" })
+      if (redirect !== null) fs.writeFileSync(path.join(home, redirect[2]!), ran.stdout)
+      const output = `${redirect === null ? ran.stdout : ""}${ran.stderr}${echoStatus ? `${ran.status}\n` : ""}`
+      expect(normalize(output), line).toBe(normalize(expected.join("\n")))
+    }
+  })
+})
