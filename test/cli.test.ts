@@ -247,6 +247,7 @@ describe("runtime-storage (the command line)", () => {
     expect(cli(["keys", "--file", file, "--colour"]).status).toBe(2)
     expectError(cli(["keys", "--file", file, "--app", "x"]), 2, /^Give --app or --file, not both/)
     expectError(cli(["keys", "--app", "a/b"]), 2, /^--app must not contain a path separator/)
+    expectError(cli(["keys", "--file", file, "--busy-timeout", "soon"]), 2, /^--busy-timeout must be a duration/)
   })
 
   it("finds an app's database by --app, by RUNTIME_STORAGE_APP, or by the package.json of the folder", () => {

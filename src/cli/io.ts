@@ -210,7 +210,8 @@ export class LineReader {
  */
 export const confirm = (question: string, option: string) =>
   Effect.gen(function* () {
-    if (process.stdin.isTTY !== true || process.stderr.isTTY !== true) {
+    // The prompt reads the terminal's keys and draws on stdout.
+    if (process.stdin.isTTY !== true || process.stdout.isTTY !== true) {
       return yield* Effect.fail(refused(`${question} Not asked (no terminal): give ${option} to go ahead`))
     }
     const yes = yield* Prompt.confirm({ message: question, initial: false }).pipe(

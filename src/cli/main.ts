@@ -15,7 +15,7 @@ import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
 import * as NodeTerminal from "@effect/platform-node/NodeTerminal"
 import * as Cause from "effect/Cause"
-import type * as Duration from "effect/Duration"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
@@ -36,7 +36,8 @@ import {
   resolveFilename,
   type Sink,
   stdout,
-  stdoutIsTerminal
+  stdoutIsTerminal,
+  usage
 } from "./io.js"
 import {
   JsonTextProblem,
@@ -100,7 +101,15 @@ const withStorage = <A, R>(
   Effect.gen(function* () {
     const filename = yield* resolveFilename(where)
     if (mode === "read") yield* requireExisting(filename)
-    const busyTimeout = Option.map(where.busyTimeout, (text) => parseDuration(text) as Duration.DurationInput)
+    let busyTimeout = Option.none<Duration.Duration>()
+    if (Option.isSome(where.busyTimeout)) {
+      busyTimeout = Duration.decodeUnknown(parseDuration(where.busyTimeout.value))
+      if (Option.isNone(busyTimeout)) {
+        return yield* Effect.fail(
+          usage(`--busy-timeout must be a duration such as 500ms or 10s, got ${where.busyTimeout.value}`)
+        )
+      }
+    }
     return yield* Effect.flatMap(Storage, (storage) => f(storage, filename)).pipe(
       Effect.provide(
         layerSqlite(Option.isSome(busyTimeout) ? { filename, busyTimeout: busyTimeout.value } : { filename })
