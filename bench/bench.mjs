@@ -19,6 +19,7 @@ import { batchesOf, keyAt, makeKeys, makeValues, sameJson, valueAt } from "./dat
 import { openRawDatabase } from "./raw.mjs"
 import { formatReport } from "./report.mjs"
 import { openSide, SIDES } from "./sides.mjs"
+import { runStalls } from "./stall.mjs"
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const root = path.resolve(here, "..")
@@ -790,6 +791,21 @@ const main = async () => {
   await runBinary()
   log(`expiry: count and pages of ${big} keys, half of them expired (${options.reps} repetitions + 1 warm-up):`)
   await runExpiry()
+  log(`event-loop stalls of large calls at ${big} keys (${options.memoryReps} run(s) per side):`)
+  await runStalls({
+    options,
+    tmp,
+    size: big,
+    makeKeys,
+    makeValues,
+    sameJson,
+    record,
+    check,
+    log,
+    rotated,
+    sides: SIDES,
+    openSide
+  })
   log(`watch latency across processes (${options.memoryReps} run(s) of ${WATCH_CHANGES} changes per side):`)
   await runWatchLatency()
   const seconds = (performance.now() - started) / 1000

@@ -2,6 +2,7 @@
  * The report of the benchmark: medians, ratios to raw, goals, as a markdown table (printed and written to
  * BENCHMARKS.md).
  */
+import { STALL_WORKLOADS } from "./stall.mjs"
 
 export const median = (values) => {
   if (values === undefined || values.length === 0) return Number.NaN
@@ -312,6 +313,30 @@ export const formatReport = ({ options, samples, memory, streamMemory, machine, 
   )
   const sweepMs = median(samples["expiry:sweep"]?.promise)
 
+  const STALL_GOAL = 16
+  const stallRows = STALL_WORKLOADS(options.big).map(([name, label]) => {
+    const cells = [label]
+    for (const side of ["raw", "promise", "effect"]) {
+      const time = median(samples[`stall:${name}:time`]?.[side])
+      const stall = median(samples[`stall:${name}:stall`]?.[side])
+      cells.push(Number.isFinite(time) ? time.toFixed(1) : "–", Number.isFinite(stall) ? stall.toFixed(1) : "–")
+      if (side !== "raw" && stall > STALL_GOAL) {
+        missed.push(
+          `longest event-loop stall of ${label}: ${SIDE_NAMES[side]} ${stall.toFixed(1)} ms > ${STALL_GOAL} ms`
+        )
+      }
+    }
+    const verdicts = ["promise", "effect"].map(
+      (side) => `${SIDE_NAMES[side]}: ${verdictOf(median(samples[`stall:${name}:stall`]?.[side]), STALL_GOAL)}`
+    )
+    cells.push(`stall ≤${STALL_GOAL} ms: ${verdicts.join("; ")}`)
+    return cells
+  })
+  const stallTable = markdownTable(
+    ["call", "raw ms", "raw stall", "Promise ms", "Promise stall", "Effect ms", "Effect stall", "goal"],
+    stallRows
+  )
+
   const CLI_GOALS = { "cli:get": 2.5, "cli:export": 1.5, "cli:import": 1.5 }
   const CLI_PEAK_GOAL = 100
   const cliRows = [
@@ -441,6 +466,16 @@ ${expiryTable}
 
 Then one Promise client deleted the ${count(options.big / 2)} expired entries, a batch of 500 per transaction with the
 event loop free between batches: ${Number.isFinite(sweepMs) ? `${count(Math.round(sweepMs))} ms` : "–"} in all.
+
+## Event-loop stalls
+
+Each large call with a 1 ms interval timer beside it, on a database of its own per side and run (medians of
+${options.memoryReps}): the call's time and the longest the timer waited past its 1 ms, in milliseconds. Raw
+better-sqlite3 is synchronous, so its stall is the whole call; the library's Promise API and Effect API should let
+the loop run (issue 14's goal: no stall over ${STALL_GOAL} ms, a frame at 60 Hz). The import is one transaction of
+setMany calls of 1,000 (raw: one setMany of them all).
+
+${stallTable}
 
 ## Command line
 

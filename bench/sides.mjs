@@ -65,6 +65,16 @@ const promiseWorkloads = (api) => ({
     return out
   },
   setMany: (pairs) => api.setMany(pairs),
+  /**
+   * An import: the batches written in one transaction (the library's `transaction`, each batch a setMany; raw: one
+   * setMany of them all, which is one transaction).
+   */
+  importBatches: (batches) =>
+    api.transaction === undefined
+      ? api.setMany(batches.flat())
+      : api.transaction(async (tx) => {
+          for (const batch of batches) await tx.setMany(batch)
+        }),
   deleteManyEach: async (batches) => {
     const out = new Array(batches.length)
     for (let b = 0; b < batches.length; b++) out[b] = await api.deleteMany(batches[b])
@@ -207,6 +217,10 @@ const openEffect = async (filename) => {
         })
       ),
     setMany: (pairs) => run((storage) => storage.setMany(pairs)),
+    importBatches: (batches) =>
+      run((storage) =>
+        storage.transaction((tx) => Effect.forEach(batches, (batch) => tx.setMany(batch), { discard: true }))
+      ),
     deleteManyEach: (batches) =>
       run((storage) =>
         Effect.gen(function* () {
