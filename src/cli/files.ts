@@ -161,6 +161,14 @@ const modeOf = (file: string): number | undefined => {
 
 const octal = (mode: number): string => `0${mode.toString(8).padStart(3, "0")}`
 
+/** A check of a file's mode: fails when any of the `forbidden` bits is set, saying why that matters. */
+const modeCheck = (name: string, file: string, forbidden: number, problem: string): Check => {
+  const mode = modeOf(file)
+  if (mode === undefined) return { name, ok: false, detail: "unknown (cannot stat it)" }
+  const ok = (mode & forbidden) === 0
+  return { name, ok, detail: ok ? octal(mode) : `${octal(mode)}: ${problem}` }
+}
+
 /** The checks of `doctor`, read-only: what a person looking at a misbehaving app's storage wants to know first. */
 export const doctor = (filename: string): Effect.Effect<ReadonlyArray<Check>, StorageError> =>
   Effect.gen(function* () {
@@ -220,28 +228,14 @@ export const doctor = (filename: string): Effect.Effect<ReadonlyArray<Check>, St
           ? `${wal} bytes`
           : `${wal} bytes: a reader held a snapshot for a long time, so checkpoints could not shrink it`
     })
-    const fileMode = modeOf(filename)
-    checks.push({
-      name: "file mode",
-      ok: fileMode !== undefined && (fileMode & 0o077) === 0,
-      detail:
-        fileMode === undefined
-          ? "unknown"
-          : (fileMode & 0o077) === 0
-            ? octal(fileMode)
-            : `${octal(fileMode)}: other users can read or write the app's data (chmod 600)`
-    })
-    const directory = path.dirname(filename)
-    const directoryMode = modeOf(directory)
-    checks.push({
-      name: "directory mode",
-      ok: directoryMode !== undefined && (directoryMode & 0o022) === 0,
-      detail:
-        directoryMode === undefined
-          ? "unknown"
-          : (directoryMode & 0o022) === 0
-            ? octal(directoryMode)
-            : `${octal(directoryMode)}: other users can create or delete files beside the database (chmod 700)`
-    })
+    checks.push(
+      modeCheck("file mode", filename, 0o077, "other users can read or write the app's data (chmod 600)"),
+      modeCheck(
+        "directory mode",
+        path.dirname(filename),
+        0o022,
+        "other users can create or delete files beside the database (chmod 700)"
+      )
+    )
     return checks
   })
