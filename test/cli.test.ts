@@ -189,6 +189,13 @@ describe("runtime-storage (the command line)", () => {
     // 9001 NotFound → 11
     expectError(cli(["get", "missing", "--file", file]), 11, /^error 9001 NotFound: Key "missing" was not found/)
     expectError(cli(["get", "missing", "--file", file, "--meta"]), 11, /^error 9001 NotFound/)
+    // 9000 Generic → 10: an export file that cannot be written (its directory does not exist).
+    const nowhere = path.join(dir, "no-such-dir", "out.ndjson")
+    expectError(
+      cli(["export", "--file", file, "-o", nowhere]),
+      10,
+      /^error 9000 Generic: Could not create .*no-such-dir/
+    )
     // 9004 InvalidKey → 14: a key too long, an invalid store name.
     expectError(cli(["set", "x".repeat(3000), "1", "--file", file]), 14, /^error 9004 InvalidKey: /)
     expectError(cli(["keys", "--file", file, "--store", ""]), 14, /^error 9004 InvalidKey: /)

@@ -84,7 +84,7 @@ export const requireExisting = (filename: string): Effect.Effect<void, StorageEr
 
 /** Something text is written to, in order, with backpressure. */
 export interface Sink {
-  readonly write: (text: string | Uint8Array) => Effect.Effect<void>
+  readonly write: (text: string | Uint8Array) => Effect.Effect<void, StorageError>
 }
 
 /** Standard output. */
@@ -133,12 +133,18 @@ export const atomicFile = (
         buffered = []
         size = 0
       }
+      // A full disk or a lost directory is a coded error, and the partial file is removed (by the release).
+      const failed = (cause: unknown) =>
+        new GenericError({ reason: `Could not write ${destination}: ${(cause as Error).message}`, cause })
       return {
         write: (text: string | Uint8Array) =>
-          Effect.sync(() => {
-            buffered.push(text)
-            size += text.length
-            if (size >= 1 << 20) flush()
+          Effect.try({
+            try: () => {
+              buffered.push(text)
+              size += text.length
+              if (size >= 1 << 20) flush()
+            },
+            catch: failed
           }),
         commit: Effect.try({
           try: () => {
@@ -146,10 +152,14 @@ export const atomicFile = (
             fs.fsyncSync(file.fd)
             fs.closeSync(file.fd)
             file.done = true
-            fs.renameSync(file.temporary, destination)
+            try {
+              fs.renameSync(file.temporary, destination)
+            } catch (cause) {
+              fs.rmSync(file.temporary, { force: true })
+              throw cause
+            }
           },
-          catch: (cause) =>
-            new GenericError({ reason: `Could not write ${destination}: ${(cause as Error).message}`, cause })
+          catch: failed
         })
       }
     })
