@@ -53,8 +53,8 @@ export const rawApi = (db) => {
   const keysStatement = db.prepare("SELECT key FROM runtime_storage WHERE store = ? ORDER BY key").pluck()
   const entriesStatement = db.prepare("SELECT key, value FROM runtime_storage WHERE store = ? ORDER BY key")
   const clearStatement = db.prepare("DELETE FROM runtime_storage WHERE store = ?")
-  // One `IN (...)` statement per kind and list length, prepared once and kept (the benchmark's lists have at most
-  // 1,000 keys, far below SQLite's 32,766 parameters).
+  // One `IN (...)` statement per kind and list length, prepared once and kept (SQLite takes at most 32,766
+  // parameters: longer lists are split, below).
   const inLists = new Map()
   const inList = (sql, length) => {
     const id = `${sql}:${length}`
@@ -65,6 +65,16 @@ export const rawApi = (db) => {
     }
     return statement
   }
+  // A longer list (the stall workloads delete 100,000 keys) is deleted in lists of 10,000, in one transaction.
+  const IN_LIMIT = 10_000
+  const deleteInChunks = db.transaction((keys) => {
+    let changes = 0
+    for (let start = 0; start < keys.length; start += IN_LIMIT) {
+      const chunk = keys.slice(start, start + IN_LIMIT)
+      changes += inList(DELETE_IN, chunk.length).run(STORE, ...chunk).changes
+    }
+    return changes
+  })
   const firstPage = db.prepare(
     "SELECT key, value FROM runtime_storage WHERE store = ? AND key >= ? AND key < ? ORDER BY key LIMIT ?"
   )
@@ -111,7 +121,10 @@ export const rawApi = (db) => {
       return Promise.resolve(values)
     },
     setMany: (pairs) => Promise.resolve(setManyTransaction(pairs)),
-    deleteMany: (keys) => Promise.resolve(inList(DELETE_IN, keys.length).run(STORE, ...keys).changes),
+    deleteMany: (keys) =>
+      Promise.resolve(
+        keys.length <= IN_LIMIT ? inList(DELETE_IN, keys.length).run(STORE, ...keys).changes : deleteInChunks(keys)
+      ),
     keys: () => Promise.resolve(keysStatement.all(STORE)),
     entries: () =>
       Promise.resolve(entriesStatement.all(STORE).map((row) => ({ key: row.key, value: JSON.parse(row.value) }))),

@@ -26,15 +26,29 @@ const cacheDirectory = () => {
   return path.join(process.env.XDG_CACHE_HOME || path.join(home, ".cache"), "runtime-storage")
 }
 
+/**
+ * Whether a path is this user's own and writable by no one else: a code cache is code, so one another user could
+ * have written (or swapped through a directory they can write) is never loaded.
+ */
+const ownedPrivately = (file) => {
+  try {
+    const stat = fs.lstatSync(file)
+    const uid = typeof process.getuid === "function" ? process.getuid() : stat.uid
+    return !stat.isSymbolicLink() && stat.uid === uid && (stat.mode & 0o022) === 0
+  } catch {
+    return false
+  }
+}
+
 const directory = cacheDirectory()
 const hash = crypto.createHash("sha256").update(source).digest("hex").slice(0, 16)
 const cacheFile = directory && path.join(directory, `cli-${version}-${process.version}-${process.arch}-${hash}.v8cache`)
 let cachedData
-if (cacheFile) {
+if (cacheFile && ownedPrivately(directory) && ownedPrivately(cacheFile)) {
   try {
     cachedData = fs.readFileSync(cacheFile)
   } catch {
-    // No cache yet: this run makes it.
+    // Gone meanwhile: this run makes it again.
   }
 }
 const script = new vm.Script(Module.wrap(source), { filename: bundle, cachedData })
@@ -43,11 +57,15 @@ if (cacheFile && (cachedData === undefined || script.cachedDataRejected)) {
   process.once("exit", () => {
     try {
       fs.mkdirSync(directory, { recursive: true, mode: 0o700 })
-      const temporary = `${cacheFile}.${process.pid}`
-      fs.writeFileSync(temporary, script.createCachedData(), { mode: 0o600 })
+      if (!ownedPrivately(directory)) return
+      // A new file of our own (never through a planted link), renamed over the cache: a concurrent run's rename
+      // wins or loses whole.
+      const temporary = `${cacheFile}.${process.pid}-${crypto.randomBytes(6).toString("hex")}`
+      fs.writeFileSync(temporary, script.createCachedData(), { mode: 0o600, flag: "wx" })
       fs.renameSync(temporary, cacheFile)
       for (const name of fs.readdirSync(directory)) {
-        if (name.startsWith("cli-") && name.endsWith(".v8cache") && name !== path.basename(cacheFile)) {
+        // Older caches of this version (another Node.js, an earlier build); other versions keep theirs.
+        if (name.startsWith(`cli-${version}-`) && name.endsWith(".v8cache") && name !== path.basename(cacheFile)) {
           fs.rmSync(path.join(directory, name), { force: true })
         }
       }

@@ -648,3 +648,94 @@ describe("the README's command-line session", () => {
     }
   })
 })
+
+describe("the command line on hostile or unusual input", () => {
+  it("control characters in keys and values reach a terminal escaped, and scripts as JSON", () => {
+    const file = freshFile()
+    ok(["set", "\u001b[2Jkey", '"a\\u009bb\\u0007c"', "--file", file])
+    expect(ok(["keys", "--file", file])).toBe("\\u001b[2Jkey\n")
+    expect(ok(["keys", "--file", file, "--json"])).toBe('["\\u001b[2Jkey"]\n')
+    expect(ok(["get", "\u001b[2Jkey", "--file", file])).toBe('"a\\u009bb\\u0007c"\n')
+    expect(JSON.parse(ok(["get", "\u001b[2Jkey", "--file", file, "--json"]))).toBe("a\u009bb\u0007c")
+    expect(ok(["entries", "--file", file])).toBe('\\u001b[2Jkey\t"a\\u009bb\\u0007c"\n')
+  })
+
+  it("keys pages past a 2,048-byte key at a batch boundary", () => {
+    const file = freshFile()
+    // 999 short keys, then one of the longest length a key may have, then more: the first batch ends on it.
+    const long = `k0999${"x".repeat(2043)}`
+    const lines = [
+      ...Array.from({ length: 999 }, (_, i) => JSON.stringify({ key: `k${String(i).padStart(4, "0")}`, value: i })),
+      JSON.stringify({ key: long, value: "long" }),
+      ...Array.from({ length: 50 }, (_, i) => JSON.stringify({ key: `k${String(1000 + i)}`, value: i }))
+    ]
+    ok(["import", "-", "--file", file], lines.join("\n"))
+    const keys = JSON.parse(ok(["keys", "--file", file, "--json"])) as Array<string>
+    expect(keys).toHaveLength(1050)
+    expect(keys[999]).toBe(long)
+    expect(new Set(keys).size).toBe(1050)
+  })
+
+  it("import: a later expired line removes the key; bad UTF-8 and unreadable sources are coded errors", () => {
+    const file = freshFile()
+    const ran = cli(["import", "-", "--file", file], {
+      input: '{"key":"k","value":1}\n{"key":"k","value":2,"expiresAt":1}\n{"key":"other","value":3}\n'
+    })
+    expect(ran.status, ran.stderr).toBe(0)
+    expect(ok(["keys", "--file", file])).toBe("other\n")
+    const badUtf8 = Buffer.concat([Buffer.from('{"key":"a","value":"'), Buffer.from([0xff, 0xfe]), Buffer.from('"}\n')])
+    const refused = cli(["import", "-", "--file", file], { input: badUtf8 })
+    expect(refused.status).toBe(14)
+    expect(refused.stderr).toMatch(/^error 9004 InvalidKey: stdin is not valid UTF-8/)
+    expect(cli(["set", "v", "-", "--file", file], { input: badUtf8.subarray(19) }).status).toBe(14)
+    const directory = cli(["import", dir, "--file", file])
+    expect(directory.status).toBe(10)
+    expect(directory.stderr).toMatch(/^error 9000 Generic: Could not read .*EISDIR/)
+    expect(ok(["keys", "--file", file])).toBe("other\n")
+  })
+
+  it("export refuses stored text that is not one line of JSON (a database changed by other means)", () => {
+    const file = freshFile()
+    ok(["set", "a", "1", "--file", file])
+    ok(["set", "b", "2", "--file", file])
+    const tamper = `const db = new (require("better-sqlite3"))(process.argv[1]);
+      db.prepare("UPDATE runtime_storage SET value = ? WHERE key = 'b'").run('2,"store":"elsewhere"')`
+    expect(spawnSync(process.execPath, ["-e", tamper, file], { cwd: root }).status).toBe(0)
+    const ran = cli(["export", "--file", file])
+    expect(ran.status).toBe(16)
+    expect(ran.stderr).toMatch(/^error 9006 SerializationError: Value of key "b".*not one line of JSON/)
+  })
+
+  it("backup refuses to replace the database itself or a database in use", () => {
+    const file = freshFile()
+    ok(["set", "a", "1", "--file", file])
+    const itself = cli(["backup", file, "--file", file, "--force"])
+    expect(itself.status).toBe(3)
+    expect(itself.stderr).toMatch(/is the database itself/)
+    const inUse = path.join(dir, `in-use-${counter}.db`)
+    fs.writeFileSync(inUse, "")
+    fs.writeFileSync(`${inUse}-wal`, "")
+    const refused = cli(["backup", inUse, "--file", file, "--force"])
+    expect(refused.status).toBe(3)
+    expect(refused.stderr).toMatch(/-wal exists/)
+    expect(ok(["get", "a", "--file", file])).toBe("1\n")
+  })
+
+  it("the code cache is made once, private to the user, and used by the next runs", () => {
+    const cache = path.join(dir, "cache", "runtime-storage")
+    const file = freshFile()
+    ok(["set", "a", "1", "--file", file])
+    const caches = fs.readdirSync(cache).filter((name) => name.endsWith(".v8cache"))
+    expect(caches).toHaveLength(1)
+    expect(fs.statSync(cache).mode & 0o777).toBe(0o700)
+    expect(fs.statSync(path.join(cache, caches[0]!)).mode & 0o777).toBe(0o600)
+    const before = fs.statSync(path.join(cache, caches[0]!)).mtimeMs
+    ok(["get", "a", "--file", file])
+    // Accepted by V8, so not written again.
+    expect(fs.statSync(path.join(cache, caches[0]!)).mtimeMs).toBe(before)
+    // A cache others could write is not loaded (and so not trusted): the command still runs.
+    fs.chmodSync(path.join(cache, caches[0]!), 0o666)
+    expect(ok(["get", "a", "--file", file])).toBe("1\n")
+    fs.chmodSync(path.join(cache, caches[0]!), 0o600)
+  })
+})

@@ -91,6 +91,17 @@ export const backup = (
     if (!force && fs.existsSync(destination)) {
       return yield* Effect.fail(refused(`${destination} exists: give --force to replace it`))
     }
+    if (fs.existsSync(destination) && fs.realpathSync(destination) === fs.realpathSync(filename)) {
+      return yield* Effect.fail(refused(`${destination} is the database itself: back it up to another file`))
+    }
+    // A database in use (or not closed cleanly) has a -wal beside it that SQLite would apply to the new file.
+    for (const suffix of ["-wal", "-shm"]) {
+      if (fs.existsSync(`${destination}${suffix}`)) {
+        return yield* Effect.fail(
+          refused(`${destination}${suffix} exists: ${destination} is a database in use, or was not closed cleanly`)
+        )
+      }
+    }
     const temporary = path.join(
       path.dirname(destination),
       `.${path.basename(destination)}.${process.pid}-${randomBytes(4).toString("hex")}.backup`

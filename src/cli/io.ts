@@ -4,6 +4,7 @@
  * progress bar on a terminal.
  */
 
+import { randomBytes } from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import * as Prompt from "@effect/cli/Prompt"
@@ -11,7 +12,7 @@ import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import type * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
-import { DatabaseError, GenericError, type StorageError } from "../errors/StorageError.js"
+import { DatabaseError, GenericError, InvalidKeyError, type StorageError } from "../errors/StorageError.js"
 import { appNameProblem, defaultDatabasePath, resolveDefaultFilename } from "../location.js"
 
 /**
@@ -109,8 +110,9 @@ export const atomicFile = (
   Effect.acquireRelease(
     Effect.try({
       try: () => {
-        const temporary = `${destination}.${process.pid}.partial`
-        return { temporary, fd: fs.openSync(temporary, "w", 0o600), done: false }
+        // A new file of our own (never through a link someone planted), under a name no one can guess.
+        const temporary = `${destination}.${process.pid}-${randomBytes(6).toString("hex")}.partial`
+        return { temporary, fd: fs.openSync(temporary, "wx", 0o600), done: false }
       },
       catch: (cause) =>
         new GenericError({ reason: `Could not create ${destination}: ${(cause as Error).message}`, cause })
@@ -126,10 +128,8 @@ export const atomicFile = (
       let buffered: Array<string | Uint8Array> = []
       let size = 0
       const flush = () => {
-        for (const piece of buffered) {
-          if (typeof piece === "string") fs.writeSync(file.fd, piece)
-          else fs.writeSync(file.fd, piece)
-        }
+        // writeFileSync on a descriptor writes every byte (writeSync may write fewer and say so).
+        for (const piece of buffered) fs.writeFileSync(file.fd, piece)
         buffered = []
         size = 0
       }
@@ -165,9 +165,13 @@ export const atomicFile = (
     })
   )
 
-/** Lines of a file (or of stdin, `-`), read in chunks as they are asked for: memory stays bounded. */
+/**
+ * Lines of a file (or of stdin, `-`), read in chunks as they are asked for: memory stays bounded. The bytes must be
+ * UTF-8: anything else is refused (9004), never replaced by U+FFFD.
+ */
 export class LineReader {
-  private readonly iterator: AsyncIterator<string>
+  private readonly iterator: AsyncIterator<Buffer>
+  private readonly decoder = new TextDecoder("utf-8", { fatal: true })
   private rest = ""
   private ended = false
   /** Bytes read so far (for the progress bar). */
@@ -175,8 +179,18 @@ export class LineReader {
 
   constructor(readonly source: string) {
     const stream = source === "-" ? process.stdin : fs.createReadStream(source, { highWaterMark: 1 << 20 })
-    stream.setEncoding("utf8")
-    this.iterator = stream[Symbol.asyncIterator]() as AsyncIterator<string>
+    this.iterator = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>
+  }
+
+  private decode(bytes: Buffer | undefined): string {
+    try {
+      return bytes === undefined ? this.decoder.decode() : this.decoder.decode(bytes, { stream: true })
+    } catch (cause) {
+      throw new InvalidKeyError({
+        reason: `${this.source === "-" ? "stdin" : this.source} is not valid UTF-8 (within its first ${this.bytes} bytes)`,
+        cause
+      })
+    }
   }
 
   /** The size of the source when it is a file (for the progress bar). */
@@ -195,10 +209,11 @@ export class LineReader {
       const { done, value } = await this.iterator.next()
       if (done === true) {
         this.ended = true
+        this.rest += this.decode(undefined)
         break
       }
-      this.bytes += Buffer.byteLength(value, "utf8")
-      const text = this.rest + value
+      this.bytes += value.length
+      const text = this.rest + this.decode(value)
       const last = text.lastIndexOf("\n")
       if (last === -1) {
         this.rest = text
@@ -213,6 +228,20 @@ export class LineReader {
     return lines
   }
 }
+
+/** All of stdin as text: strict UTF-8 (9004 otherwise); a failed read is a coded error, not a crash. */
+export const readStdin: Effect.Effect<string, StorageError> = Effect.tryPromise({
+  try: async () => {
+    const reader = new LineReader("-")
+    const lines: Array<string> = []
+    for (let batch = await reader.next(); batch !== undefined; batch = await reader.next()) lines.push(...batch)
+    return lines.join("\n")
+  },
+  catch: (cause) =>
+    cause instanceof InvalidKeyError
+      ? cause
+      : new GenericError({ reason: `Could not read stdin: ${(cause as Error).message}`, cause })
+})
 
 /**
  * Asks a yes/no question on the terminal; without a terminal to ask on, refuses, naming the option that answers

@@ -32,6 +32,7 @@ import {
   confirm,
   Exit as ExitStatus,
   type Location,
+  readStdin,
   requireExisting,
   resolveFilename,
   type Sink,
@@ -45,10 +46,10 @@ import {
   parseDuration,
   parseJsonExactly,
   printable,
+  printableJson,
   showBytes,
   showValue,
   table,
-  textField,
   valueField
 } from "./text.js"
 import { exportStores, importLines, setExpiring } from "./transfer.js"
@@ -223,17 +224,10 @@ const get = Command.make(
           if (json) return yield* printLine(`{${valueField(found)}}`)
           return yield* print(found)
         }
-        yield* printLine(json ? jsonText(found) : pretty(found))
+        yield* printLine(json ? jsonText(found) : printableJson(pretty(found)))
       })
     )
 ).pipe(Command.withDescription("Print a key's value as JSON (absent: error 9001); bytes are written as they are"))
-
-/** Reads all of stdin as text. */
-const readStdin = Effect.promise(async () => {
-  const chunks: Array<Buffer> = []
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer)
-  return Buffer.concat(chunks).toString("utf8")
-})
 
 const set = Command.make(
   "set",
@@ -306,11 +300,16 @@ const keys = Command.make(
         let first = true
         if (json) yield* print("[")
         while (left > 0) {
-          const batch = yield* storage.keys({
+          // Forward, the next batch starts at the last key read (a bound may be as long as a key, no longer)
+          // and drops it; backward, it ends before it.
+          const want = Math.min(left, KEYS_BATCH)
+          const forwardAgain = last !== undefined && !selector.reverse
+          const read = yield* storage.keys({
             ...selector,
-            limit: Math.min(left, KEYS_BATCH),
-            ...(last === undefined ? {} : selector.reverse ? { end: last } : { start: `${last}\u0000` })
+            limit: forwardAgain ? want + 1 : want,
+            ...(last === undefined ? {} : selector.reverse ? { end: last } : { start: last })
           })
+          const batch = forwardAgain && read[0] === last ? read.slice(1) : read.slice(0, want)
           if (batch.length === 0) break
           if (json) {
             yield* print((first ? "" : ",") + batch.map((key) => JSON.stringify(key)).join(","))
@@ -335,18 +334,14 @@ const entries = Command.make(
       Effect.gen(function* () {
         let first = true
         if (json) yield* print("[")
-        // Values as stored JSON text: printed as they are, never parsed and written again.
-        yield* storage.list(selectorOf(store, options), { json: true }).pipe(
+        yield* storage.list(selectorOf(store, options)).pipe(
           Stream.runForEachChunk((chunk) => {
             const rows = Array.from(chunk)
             const text = json
               ? (first ? "" : ",") +
-                rows.map((entry) => `{"key":${JSON.stringify(entry.key)},${textField(entry.value)}}`).join(",")
+                rows.map((entry) => `{"key":${JSON.stringify(entry.key)},${valueField(entry.value)}}`).join(",")
               : rows
-                  .map(
-                    (entry) =>
-                      `${printable(entry.key)}\t${typeof entry.value === "string" ? entry.value : showValue(entry.value)}`
-                  )
+                  .map((entry) => `${printable(entry.key)}\t${printable(showValue(entry.value))}`)
                   .join("\n")
                   .concat("\n")
             first = false
@@ -504,7 +499,8 @@ const restore = Command.make("restore", { source: text("SRC"), ...location, yes 
               }
               yield* target.transaction((tx) =>
                 Effect.gen(function* () {
-                  for (const row of current) yield* tx.clear({ store: row.store })
+                  // Read again inside the transaction: a store another process made meanwhile is cleared too.
+                  for (const row of yield* tx.stores()) yield* tx.clear({ store: row.store })
                   for (const row of incoming) {
                     yield* source
                       .list({ store: row.store }, { metadata: true })
@@ -668,7 +664,9 @@ export const run = (argv: ReadonlyArray<string>, version: string): void => {
   process.stdout.on("error", (error: NodeJS.ErrnoException) => {
     // The reader went away (`| head`): stop quietly, as Unix tools do.
     if (error.code === "EPIPE") process.exit(0)
-    throw error
+    // Any other failure to write the output (a full disk behind a redirect) is the command's failure.
+    fs.writeSync(2, `error 9000 Generic: Could not write to stdout: ${error.message}\n`)
+    process.exit(ExitStatus.ofCode(9000))
   })
   const args = argv.map((arg, index) => (index >= 2 && arg === "-" ? DASH : arg))
   const program = Command.run(root, { name: "runtime-storage", version })(args).pipe(
@@ -691,7 +689,8 @@ export const run = (argv: ReadonlyArray<string>, version: string): void => {
         status = signal === "SIGTERM" ? 143 : 130
       } else {
         const [message, code] = ending(exit.cause)
-        if (message !== "") process.stderr.write(`${message}\n`)
+        // Written synchronously, so it is whole before the process exits (stderr may be asynchronous).
+        if (message !== "") fs.writeSync(2, `${message}\n`)
         status = code
       }
     }

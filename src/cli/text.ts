@@ -166,6 +166,13 @@ export const printable = (text: string): string =>
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is replaced
   text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`)
 
+/**
+ * JSON text for a terminal: JSON escapes the C0 controls in strings but not DEL and the C1 controls (U+0080 to
+ * U+009F, one of which starts an escape sequence on some terminals), which are escaped here; its own newlines stay.
+ */
+export const printableJson = (text: string): string =>
+  text.replace(/[\u007f-\u009f]/g, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`)
+
 /** Rows under a header, in columns padded to their widest cell; `right` lists the columns aligned right. */
 export const table = (
   header: ReadonlyArray<string>,

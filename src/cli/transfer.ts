@@ -6,14 +6,47 @@
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
-import { InvalidKeyError, SerializationError, type StorageError } from "../errors/StorageError.js"
+import {
+  GenericError,
+  InvalidKeyError,
+  isStorageError,
+  SerializationError,
+  type StorageError
+} from "../errors/StorageError.js"
 import { checkKey, resolveStore } from "../internal/validate.js"
 import type { Json, JsonText, StorageService, StoredEntry } from "../services/Storage.js"
 import { LineReader, progressBar, type Sink } from "./io.js"
 import { JsonTextProblem, parseJsonExactly, textField } from "./text.js"
 
-/** One entry, its value as stored JSON text, as a line of an export. */
-export const exportLine = (store: string, entry: StoredEntry<JsonText>): string =>
+/**
+ * One entry, its value as stored JSON text, as a line of an export. The text is spliced in only once known to be one
+ * JSON value on one line (what the library writes): a database changed by other means could hold text that would
+ * break the line or add fields to it; such a value fails as its read would (9006).
+ */
+export const exportLine = (store: string, entry: StoredEntry<JsonText>): string => {
+  const text = entry.value
+  if (typeof text === "string" && !isOneLineOfJson(text)) {
+    throw new SerializationError({
+      key: entry.key,
+      store,
+      path: "$",
+      reason: "is stored as text that is not one line of JSON"
+    })
+  }
+  return lineOf(store, entry)
+}
+
+const isOneLineOfJson = (text: string): boolean => {
+  if (text.includes("\n") || text.includes("\r")) return false
+  try {
+    JSON.parse(text)
+    return true
+  } catch {
+    return false
+  }
+}
+
+const lineOf = (store: string, entry: StoredEntry<JsonText>): string =>
   `{"store":${JSON.stringify(store)},"key":${JSON.stringify(entry.key)},${textField(entry.value)}${
     entry.expiresAt === null ? "" : `,"expiresAt":${entry.expiresAt}`
   }}\n`
@@ -37,7 +70,11 @@ export const exportStores = (
       yield* storage.list({ store, prefix }, { metadata: true, json: true }).pipe(
         Stream.runForEachChunk((chunk) => {
           let text = ""
-          for (const entry of chunk) text += exportLine(store, entry)
+          try {
+            for (const entry of chunk) text += exportLine(store, entry)
+          } catch (error) {
+            return Effect.fail(error as StorageError)
+          }
           written += chunk.length
           bar.tick(chunk.length, 0)
           return sink.write(text)
@@ -177,7 +214,13 @@ export const importLines = (
             return Effect.forEach(batches, ([store, batch]) => tx.setMany(batch, { store }), { discard: true })
           })
           while (true) {
-            const lines = yield* Effect.promise(() => reader.next())
+            const lines = yield* Effect.tryPromise({
+              try: () => reader.next(),
+              catch: (cause) =>
+                isStorageError(cause)
+                  ? cause
+                  : new GenericError({ reason: `Could not read ${source}: ${(cause as Error).message}`, cause })
+            })
             if (lines === undefined) break
             let count = 0
             for (const text of lines) {
@@ -198,7 +241,11 @@ export const importLines = (
               }
               // In order: what waits is written first.
               yield* flush
-              if (!(yield* setExpiring(tx, line.key, line.value, line.store, line.expiresAt))) expired++
+              if (!(yield* setExpiring(tx, line.key, line.value, line.store, line.expiresAt))) {
+                // Already expired: absent, as it would read; an earlier line's value for the key goes too.
+                expired++
+                yield* tx.remove(line.key, { store: line.store })
+              }
             }
             entries += count
             bar.tick(count, reader.bytes)
