@@ -7,6 +7,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { afterEach, describe, expect, it } from "vitest"
+import { staysInItsField } from "../src/cli/transfer.js"
 import { tempDir } from "./support.js"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
@@ -694,7 +695,7 @@ describe("the command line on hostile or unusual input", () => {
     expect(ok(["keys", "--file", file])).toBe("other\n")
   })
 
-  it("export refuses stored text that is not one line of JSON (a database changed by other means)", () => {
+  it("export refuses stored text that is not one JSON value (a database changed by other means)", () => {
     const file = freshFile()
     ok(["set", "a", "1", "--file", file])
     ok(["set", "b", "2", "--file", file])
@@ -703,7 +704,27 @@ describe("the command line on hostile or unusual input", () => {
     expect(spawnSync(process.execPath, ["-e", tamper, file], { cwd: root }).status).toBe(0)
     const ran = cli(["export", "--file", file])
     expect(ran.status).toBe(16)
-    expect(ran.stderr).toMatch(/^error 9006 SerializationError: Value of key "b".*not one line of JSON/)
+    expect(ran.stderr).toMatch(/^error 9006 SerializationError: Value of key "b".*not one JSON value/)
+  })
+
+  it("what export splices as a value stays in its field", () => {
+    for (const text of ['"a,b:c"', "1", "-0", "null", '{"a":[1,{"b":"}"}],"c":"\\""}', "[]", '"\\\\"', '"😀"']) {
+      expect(staysInItsField(text), text).toBe(true)
+    }
+    for (const text of [
+      '1,"store":"x"',
+      '1}\n{"key":"x","value":1',
+      '"open',
+      "[1",
+      "}{",
+      '{"a":1}}',
+      "",
+      '"a"\n',
+      "1:2",
+      '"\\"'
+    ]) {
+      expect(staysInItsField(text), text).toBe(false)
+    }
   })
 
   it("backup refuses to replace the database itself or a database in use", () => {

@@ -170,7 +170,9 @@ export interface StoredEntry<A = Json> extends Entry<A> {
 /**
  * The options of `list`: `metadata: true` gives each entry with its metadata ({@link StoredEntry}); `json: true`
  * gives each value as its JSON text, exactly as stored and not parsed (a binary value stays a `Uint8Array`): what
- * a program that passes values on as JSON (an export, a server) would otherwise parse only to write again.
+ * a program that passes values on as JSON (an export, a server) would otherwise parse only to write again. Not
+ * parsed means not checked: text that a program other than this library wrote into the database is given as it is
+ * (a read that parses it fails with 9006 instead).
  *
  * @since 0.5.0
  */
