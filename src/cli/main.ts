@@ -493,7 +493,7 @@ const restore = Command.make("restore", { source: text("SRC"), ...location, yes 
               const count = (rows: typeof incoming) => rows.reduce((sum, row) => sum + row.count, 0)
               if (!yes) {
                 yield* confirm(
-                  `Replace the ${count(current)} entries (${current.length} stores) of ${filename} with the ${count(incoming)} entries (${incoming.length} stores) of ${from}?`,
+                  `Replace the ${entriesText(count(current))} of ${filename} with the ${entriesText(count(incoming))} of ${from}?`,
                   "--yes"
                 )
               }
@@ -502,20 +502,23 @@ const restore = Command.make("restore", { source: text("SRC"), ...location, yes 
                   // Read again inside the transaction: a store another process made meanwhile is cleared too.
                   for (const row of yield* tx.stores()) yield* tx.clear({ store: row.store })
                   for (const row of incoming) {
-                    yield* source
-                      .list({ store: row.store }, { metadata: true })
-                      .pipe(
-                        Stream.runForEachChunk((chunk) =>
+                    yield* source.list({ store: row.store }, { metadata: true }).pipe(
+                      Stream.runForEachChunk((chunk) => {
+                        // Entries without expiry in one setMany per chunk; each expiring one to the millisecond.
+                        const lasting = Array.from(chunk).filter((entry) => entry.expiresAt === null)
+                        return Effect.zipRight(
+                          tx.setMany(
+                            lasting.map((entry) => [entry.key, entry.value] as const),
+                            { store: row.store }
+                          ),
                           Effect.forEach(
-                            chunk,
-                            (entry) =>
-                              entry.expiresAt === null
-                                ? tx.set(entry.key, entry.value, { store: row.store })
-                                : setExpiring(tx, entry.key, entry.value, row.store, entry.expiresAt),
+                            Array.from(chunk).filter((entry) => entry.expiresAt !== null),
+                            (entry) => setExpiring(tx, entry.key, entry.value, row.store, entry.expiresAt!),
                             { discard: true }
                           )
                         )
-                      )
+                      })
+                    )
                   }
                 })
               )
