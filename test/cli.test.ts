@@ -707,6 +707,24 @@ describe("the command line on hostile or unusual input", () => {
     expect(ran.stderr).toMatch(/^error 9006 SerializationError: Value of key "b".*not one JSON value/)
   })
 
+  it("import - from a slow producer does not hold the database's write lock while it waits for input", async () => {
+    const file = freshFile()
+    ok(["set", "before", "1", "--file", file])
+    const child = spawn(process.execPath, [BIN, "import", "-", "--file", file], { env })
+    children.push(child)
+    let stderr = ""
+    child.stderr.on("data", (data: Buffer) => (stderr += data.toString()))
+    const exit = new Promise<number | null>((resolve) => child.on("exit", resolve))
+    child.stdin.write('{"key":"first","value":1}\n')
+    await new Promise((resolve) => setTimeout(resolve, 700))
+    // Meanwhile another writer gets the lock at once.
+    expect(cli(["set", "meanwhile", "2", "--file", file, "--busy-timeout", "100ms"]).status).toBe(0)
+    child.stdin.end('{"key":"last","value":3}\n')
+    expect(await exit, stderr).toBe(0)
+    expect(stderr).toBe("imported 2 entries into 1 store\n")
+    expect(ok(["keys", "--file", file])).toBe("before\nfirst\nlast\nmeanwhile\n")
+  })
+
   it("what export splices as a value stays in its field", () => {
     for (const text of ['"a,b:c"', "1", "-0", "null", '{"a":[1,{"b":"}"}],"c":"\\""}', "[]", '"\\\\"', '"😀"']) {
       expect(staysInItsField(text), text).toBe(true)

@@ -6,7 +6,9 @@
 
 import { randomBytes } from "node:crypto"
 import * as fs from "node:fs"
+import * as os from "node:os"
 import * as path from "node:path"
+import { pipeline } from "node:stream/promises"
 import * as Prompt from "@effect/cli/Prompt"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
@@ -177,7 +179,10 @@ export class LineReader {
   /** Bytes read so far (for the progress bar). */
   bytes = 0
 
-  constructor(readonly source: string) {
+  constructor(
+    readonly source: string,
+    private readonly label = source === "-" ? "stdin" : source
+  ) {
     const stream = source === "-" ? process.stdin : fs.createReadStream(source, { highWaterMark: 1 << 20 })
     this.iterator = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>
   }
@@ -187,7 +192,7 @@ export class LineReader {
       return bytes === undefined ? this.decoder.decode() : this.decoder.decode(bytes, { stream: true })
     } catch (cause) {
       throw new InvalidKeyError({
-        reason: `${this.source === "-" ? "stdin" : this.source} is not valid UTF-8 (within its first ${this.bytes} bytes)`,
+        reason: `${this.label} is not valid UTF-8 (within its first ${this.bytes} bytes)`,
         cause
       })
     }
@@ -228,6 +233,33 @@ export class LineReader {
     return lines
   }
 }
+
+/**
+ * Runs `f` on a private copy of stdin in a temporary file (mode 0600 in a 0700 directory, removed after): an
+ * import from a slow producer then waits for its input before it opens its transaction, not while holding the
+ * database's write lock.
+ */
+export const withStdinCopy = <A, E, R>(
+  f: (file: string) => Effect.Effect<A, E, R>
+): Effect.Effect<A, E | StorageError, R> =>
+  Effect.acquireUseRelease(
+    Effect.tryPromise({
+      try: async () => {
+        const directory = fs.mkdtempSync(path.join(os.tmpdir(), "runtime-storage-import-"))
+        const file = path.join(directory, "stdin.ndjson")
+        try {
+          await pipeline(process.stdin, fs.createWriteStream(file, { flags: "wx", mode: 0o600 }))
+        } catch (cause) {
+          fs.rmSync(directory, { recursive: true, force: true })
+          throw cause
+        }
+        return { directory, file }
+      },
+      catch: (cause) => new GenericError({ reason: `Could not read stdin: ${(cause as Error).message}`, cause })
+    }),
+    ({ file }) => f(file),
+    ({ directory }) => Effect.sync(() => fs.rmSync(directory, { recursive: true, force: true }))
+  )
 
 /** All of stdin as text: strict UTF-8 (9004 otherwise); a failed read is a coded error, not a crash. */
 export const readStdin: Effect.Effect<string, StorageError> = Effect.tryPromise({

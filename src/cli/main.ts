@@ -38,7 +38,8 @@ import {
   type Sink,
   stdout,
   stdoutIsTerminal,
-  usage
+  usage,
+  withStdinCopy
 } from "./io.js"
 import {
   JsonTextProblem,
@@ -432,16 +433,25 @@ const importCommand = Command.make(
     store: storeOption.pipe(Options.withDescription('The store of lines that name none (default "default")'))
   },
   ({ source, store, ...where }) =>
-    withStorage(where, "write", (storage) =>
-      Effect.gen(function* () {
-        if (source !== "-") yield* requireReadable(source)
-        const done = yield* importLines(storage, source, store)
-        process.stderr.write(
-          `imported ${entriesText(done.entries)} into ${done.stores} store${done.stores === 1 ? "" : "s"}${done.expired > 0 ? `; ${done.expired} already expired, not written` : ""}\n`
-        )
-      })
-    )
+    source === "-"
+      ? withStdinCopy((copy) => importInto(where, copy, store, "stdin"))
+      : Effect.zipRight(requireReadable(source), importInto(where, source, store, source))
 ).pipe(Command.withDescription("Read JSON lines (as export writes them) in one transaction: all or nothing"))
+
+const importInto = (
+  where: Location & { readonly busyTimeout: Option.Option<string> },
+  source: string,
+  store: string,
+  label: string
+) =>
+  withStorage(where, "write", (storage) =>
+    Effect.gen(function* () {
+      const done = yield* importLines(storage, source, store, label)
+      process.stderr.write(
+        `imported ${entriesText(done.entries)} into ${done.stores} store${done.stores === 1 ? "" : "s"}${done.expired > 0 ? `; ${done.expired} already expired, not written` : ""}\n`
+      )
+    })
+  )
 
 const requireReadable = (file: string): Effect.Effect<void, CliFailure> =>
   Effect.try({

@@ -121,8 +121,8 @@ const FIELDS = new Set(["store", "key", "value", "bytes", "expiresAt"])
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/
 
 /** Reads one line of an import, or throws the error that refuses it, naming its line. */
-const readLine = (text: string, number: number, source: string, defaultStore: string): Line => {
-  const where = `Line ${number} of ${source === "-" ? "stdin" : source}`
+const readLine = (text: string, number: number, label: string, defaultStore: string): Line => {
+  const where = `Line ${number} of ${label}`
   const refuse = (reason: string) => new InvalidKeyError({ reason: `${where}: ${reason}` })
   const parsed = parseJsonExactly(text)
   if (parsed instanceof JsonTextProblem && parsed.syntax) throw refuse(parsed.reason)
@@ -209,10 +209,11 @@ const BATCH = 1000
 export const importLines = (
   storage: StorageService,
   source: string,
-  defaultStore: string
+  defaultStore: string,
+  label = source
 ): Effect.Effect<Imported, StorageError> =>
   Effect.suspend(() => {
-    const reader = new LineReader(source)
+    const reader = new LineReader(source, label)
     const bar = progressBar("import", reader.total, "bytes")
     const stores = new Set<string>()
     let entries = 0
@@ -236,7 +237,7 @@ export const importLines = (
               catch: (cause) =>
                 isStorageError(cause)
                   ? cause
-                  : new GenericError({ reason: `Could not read ${source}: ${(cause as Error).message}`, cause })
+                  : new GenericError({ reason: `Could not read ${label}: ${(cause as Error).message}`, cause })
             })
             if (lines === undefined) break
             let count = 0
@@ -244,7 +245,7 @@ export const importLines = (
               number++
               if (text.trim() === "") continue
               const line = yield* Effect.try({
-                try: () => readLine(text, number, source, defaultStore),
+                try: () => readLine(text, number, label, defaultStore),
                 catch: (error) => error as StorageError
               })
               count++
