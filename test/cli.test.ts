@@ -725,6 +725,23 @@ describe("the command line on hostile or unusual input", () => {
     expect(ok(["keys", "--file", file])).toBe("before\nfirst\nlast\nmeanwhile\n")
   })
 
+  it("an import interrupted by SIGINT writes nothing", async () => {
+    const file = freshFile()
+    ok(["set", "before", "1", "--file", file])
+    const input = path.join(dir, `interrupted-${counter}.ndjson`)
+    const line = (i: number) => JSON.stringify({ key: `k${i}`, value: { i, text: "x".repeat(200) } })
+    fs.writeFileSync(input, `${Array.from({ length: 150_000 }, (_, i) => line(i)).join("\n")}\n`)
+    const child = spawn(process.execPath, [BIN, "import", input, "--file", file], { env })
+    children.push(child)
+    const exit = new Promise<number | null>((resolve) => child.on("exit", resolve))
+    // Once the import has written a first batch or so (it reads the file as it goes), interrupt it.
+    await new Promise((resolve) => setTimeout(resolve, 800))
+    child.kill("SIGINT")
+    expect(await exit).toBe(130)
+    expect(ok(["keys", "--file", file])).toBe("before\n")
+    expect(ok(["count", "--file", file])).toBe("1\n")
+  })
+
   it("what export splices as a value stays in its field", () => {
     for (const text of ['"a,b:c"', "1", "-0", "null", '{"a":[1,{"b":"}"}],"c":"\\""}', "[]", '"\\\\"', '"😀"']) {
       expect(staysInItsField(text), text).toBe(true)
