@@ -11,7 +11,14 @@ import Database from "better-sqlite3"
 import * as Effect from "effect/Effect"
 import { DatabaseError, type StorageError } from "../errors/StorageError.js"
 import { openFailure } from "../internal/failure.js"
-import { CHANGES_TABLE, LATEST_MIGRATION, MIGRATIONS_TABLE, migrations, TABLE } from "../internal/schema.js"
+import {
+  appliedMigrations,
+  CHANGES_TABLE,
+  LATEST_MIGRATION,
+  MIGRATIONS_TABLE,
+  schemaProblem,
+  TABLE
+} from "../internal/schema.js"
 import { type CliFailure, refused } from "./io.js"
 
 /** Opens a database file read-only, runs `f` on it, and closes it. */
@@ -37,43 +44,41 @@ export interface Identity {
   readonly problem: string | undefined
 }
 
-/** Reads what a database file is; fails with 9005 when it is not a runtime-storage database. */
+/**
+ * Reads what a database file is, by the rules the library opens it by (its migrations, read read-only); fails with
+ * 9005 when it is not a runtime-storage database.
+ */
 export const identify = (filename: string): Effect.Effect<Identity, StorageError> =>
-  Effect.flatMap(
-    readOnly(filename, "Could not read the database", (db) => {
-      const tables = new Set(
-        (db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table'").pluck().all() as Array<string>).filter(
-          (name) => name.startsWith("runtime_storage")
-        )
-      )
-      if (!tables.has(TABLE) || !tables.has(MIGRATIONS_TABLE)) return undefined
-      return db
-        .prepare(`SELECT migration_id AS id, name FROM ${MIGRATIONS_TABLE} ORDER BY migration_id`)
-        .all() as Array<{
-        readonly id: number
-        readonly name: string
-      }>
+  Effect.acquireUseRelease(
+    Effect.try({
+      try: () => new Database(filename, { readonly: true, fileMustExist: true }),
+      catch: (cause) => openFailure("Could not read the database", filename, cause)
     }),
-    (applied) => {
-      if (applied === undefined) {
-        return Effect.fail(
-          new DatabaseError({
-            reason: "This SQLite file is not a runtime-storage database (it has no runtime_storage tables)",
-            filename,
-            sqliteCode: "SQLITE_NOTADB"
-          })
-        )
-      }
-      const schema = Number(applied.at(-1)?.id ?? 0)
-      const foreign = applied.find((row) => migrations.find((m) => m.id === row.id)?.name !== row.name)
-      const problem =
-        schema > LATEST_MIGRATION
-          ? `it was written by a newer runtime-storage (schema ${schema}; this one knows ${LATEST_MIGRATION})`
-          : foreign !== undefined
-            ? `its schema ${foreign.id} is ${JSON.stringify(foreign.name)}, which no release of runtime-storage wrote`
-            : undefined
-      return Effect.succeed({ schema, problem })
-    }
+    (db) => {
+      const query = (sql: string, params: ReadonlyArray<unknown> = []) =>
+        Effect.try({
+          try: () => db.prepare(sql).all(...params),
+          catch: (cause) => openFailure("Could not read the database", filename, cause)
+        })
+      return Effect.gen(function* () {
+        const tables = yield* query("SELECT name FROM sqlite_schema WHERE type = 'table' AND name IN (?, ?)", [
+          TABLE,
+          MIGRATIONS_TABLE
+        ])
+        if (tables.length < 2) {
+          return yield* Effect.fail(
+            new DatabaseError({
+              reason: "This SQLite file is not a runtime-storage database (it has no runtime_storage tables)",
+              filename,
+              sqliteCode: "SQLITE_NOTADB"
+            })
+          )
+        }
+        const applied = yield* appliedMigrations({ query })
+        return { schema: applied.latest, problem: schemaProblem(applied, filename)?.reason }
+      })
+    },
+    (db) => Effect.sync(() => db.close())
   )
 
 /**

@@ -315,12 +315,13 @@ const newerSchema = (applied: number, filename: string | undefined): DatabaseErr
   })
 
 /** The migrations a database says it has: the newest id, and one whose name is not ours, if any. */
-interface Applied {
+export interface Applied {
   readonly latest: number
   readonly foreign: { readonly id: number; readonly name: string } | undefined
 }
 
-const appliedMigrations = <E>(driver: MigrationDriver<E>): Effect.Effect<Applied, E> =>
+/** Reads the migrations a database says it has (none when it has no migrations table). */
+export const appliedMigrations = <E>(driver: Pick<MigrationDriver<E>, "query">): Effect.Effect<Applied, E> =>
   Effect.flatMap(
     driver.query("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?", [MIGRATIONS_TABLE]),
     (tables) =>
@@ -341,16 +342,19 @@ const appliedMigrations = <E>(driver: MigrationDriver<E>): Effect.Effect<Applied
   )
 
 /**
- * A database whose migration of a known id has another name was written by a build of runtime-storage that never
- * was released (a migration changed before its release): its schema is not the one this version expects.
+ * Why this version cannot open a database with these migrations, if it cannot: a newer version migrated it, or a
+ * migration of a known id has another name (a build of runtime-storage that never was released wrote it: a
+ * migration changed before its release, so its schema is not the one this version expects).
  */
-const foreignSchema = (applied: Applied, filename: string | undefined): DatabaseError | undefined =>
-  applied.foreign === undefined
+export const schemaProblem = (applied: Applied, filename: string | undefined): DatabaseError | undefined => {
+  if (applied.latest > LATEST_MIGRATION) return newerSchema(applied.latest, filename)
+  return applied.foreign === undefined
     ? undefined
     : new DatabaseError({
         reason: `The database's schema ${applied.foreign.id} is ${JSON.stringify(applied.foreign.name)}, not this version's ${JSON.stringify(migrations.find((m) => m.id === applied.foreign!.id)?.name)}: it was written by another (unreleased) build of runtime-storage`,
         filename
       })
+}
 
 /**
  * Brings the schema up to date; a no-op (and read-only) when it already is. Two processes opening a new database
@@ -362,9 +366,8 @@ export const migrate = <E>(
 ): Effect.Effect<void, E | DatabaseError> =>
   Effect.gen(function* () {
     const applied = yield* appliedMigrations(driver)
-    if (applied.latest > LATEST_MIGRATION) return yield* Effect.fail(newerSchema(applied.latest, filename))
-    const foreign = foreignSchema(applied, filename)
-    if (foreign !== undefined) return yield* Effect.fail(foreign)
+    const problem = schemaProblem(applied, filename)
+    if (problem !== undefined) return yield* Effect.fail(problem)
     if (applied.latest === LATEST_MIGRATION) return
     yield* driver.query(
       `CREATE TABLE IF NOT EXISTS ${MIGRATIONS_TABLE} (
@@ -378,8 +381,7 @@ export const migrate = <E>(
         // Takes the write lock before reading, even in a deferred transaction.
         yield* driver.query(LOCK_MIGRATIONS)
         const current = yield* appliedMigrations(driver)
-        if (current.latest > LATEST_MIGRATION) return yield* Effect.fail(newerSchema(current.latest, filename))
-        const changed = foreignSchema(current, filename)
+        const changed = schemaProblem(current, filename)
         if (changed !== undefined) return yield* Effect.fail(changed)
         for (const migration of migrations) {
           if (migration.id <= current.latest) continue
