@@ -86,26 +86,8 @@ export const parseJsonExactly = (text: string): Json | JsonTextProblem => {
   return value
 }
 
-/** Whether a value read from the store holds a `-0`, which `JSON.stringify` would write as `0`. */
-const hasNegativeZero = (value: unknown): boolean => {
-  if (typeof value === "number") return value === 0 && 1 / value < 0
-  if (typeof value !== "object" || value === null) return false
-  if (Array.isArray(value)) {
-    for (const item of value) if (hasNegativeZero(item)) return true
-    return false
-  }
-  for (const key in value) if (hasNegativeZero((value as Record<string, unknown>)[key])) return true
-  return false
-}
-
-/**
- * A value as the command line writes it: its exact JSON text (`-0` kept). Bytes are written by the caller. A value
- * the library returned is plain parsed JSON (own data properties, no getters, symbols or `toJSON`), which
- * `JSON.stringify` writes as the library's serializer does, but for `-0`; it is that much faster (export writes
- * every value).
- */
+/** A value as the command line writes it: its exact JSON text, by the library's serializer (`-0` kept). */
 export const jsonText = (value: unknown): string => {
-  if (!hasNegativeZero(value)) return JSON.stringify(value)
   const text = serialize(value)
   // A value read from the store always serializes: it was stored as this JSON.
   if (typeof text !== "string") throw new GenericError({ reason: `Unexpected value at ${text.path}: ${text.reason}` })
@@ -161,17 +143,19 @@ const width = (text: string): number => {
   return count
 }
 
+/** A character written as a `\uXXXX` escape. */
+const escaped = (char: string): string => `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`
+
 /** A control character shown as an escape, so a hostile key cannot move the cursor or clear the screen. */
 export const printable = (text: string): string =>
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is replaced
-  text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`)
+  text.replace(/[\u0000-\u001f\u007f-\u009f]/g, escaped)
 
 /**
  * JSON text for a terminal: JSON escapes the C0 controls in strings but not DEL and the C1 controls (U+0080 to
  * U+009F, one of which starts an escape sequence on some terminals), which are escaped here; its own newlines stay.
  */
-export const printableJson = (text: string): string =>
-  text.replace(/[\u007f-\u009f]/g, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`)
+export const printableJson = (text: string): string => text.replace(/[\u007f-\u009f]/g, escaped)
 
 /** Rows under a header, in columns padded to their widest cell; `right` lists the columns aligned right. */
 export const table = (
