@@ -28,7 +28,6 @@ export class CliFailure extends Data.TaggedError("CliFailure")<{
 
 /** The exit statuses: documented in the README, and each is tested. */
 export const Exit = {
-  Ok: 0,
   /** `has`: the key is absent. */
   Absent: 1,
   /** A command line that does not parse: an unknown command or option, a missing argument. */

@@ -24,7 +24,7 @@ import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import { isStorageError, NotFoundError, SerializationError, type StorageError } from "../errors/StorageError.js"
 import { layerSqlite } from "../layers/Sqlite.js"
-import { type Change, type Json, type Selector, Storage, type StorageService } from "../services/Storage.js"
+import { type Change, type Selector, Storage, type StorageService } from "../services/Storage.js"
 import { backup, doctor, identify } from "./files.js"
 import {
   atomicFile,
@@ -713,5 +713,3 @@ export const run = (argv: ReadonlyArray<string>, version: string): void => {
     else process.stdout.once("drain", () => process.exit(status))
   })
 }
-
-export type { Json }
