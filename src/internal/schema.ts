@@ -292,7 +292,6 @@ export const rangeSql = (read: RangeRead, range: Range): string => {
  * transaction waits for the lock (busy_timeout) instead of failing with SQLITE_BUSY_SNAPSHOT under contention.
  */
 export const LOCK_TABLE = `UPDATE ${TABLE} SET key = key WHERE 0`
-const LOCK_MIGRATIONS = `UPDATE ${MIGRATIONS_TABLE} SET name = name WHERE 0`
 
 /** Splits a list into chunks of at most {@link CHUNK}. */
 export const chunks = <A>(items: ReadonlyArray<A>): Array<ReadonlyArray<A>> => {
@@ -308,9 +307,45 @@ export interface MigrationDriver<E> {
   readonly writeTransaction: <A, E2>(self: Effect.Effect<A, E2>) => Effect.Effect<A, E | E2>
 }
 
-const newerSchema = (applied: number, filename: string | undefined): DatabaseError =>
+/**
+ * What the migration runner needs to know of a database engine: its migrations, how to tell whether the migrations
+ * table exists, the statements that take the migration lock (each run, in order, as the migration transaction's
+ * first ones; they may create what the lock needs), and how to record a migration.
+ */
+export interface MigrationPlan {
+  readonly migrations: ReadonlyArray<Migration>
+  /** () → a row when the migrations table exists */
+  readonly migrationsTable: readonly [text: string, params: ReadonlyArray<unknown>]
+  /** () → id, name of every applied migration, in order */
+  readonly applied: string
+  /** Statements run before the migration transaction, when the schema is not up to date. */
+  readonly prepare: ReadonlyArray<string>
+  /** The migration transaction's first statements: they take the lock before anything is read. */
+  readonly lock: ReadonlyArray<readonly [text: string, params: ReadonlyArray<unknown>]>
+  /** (id, name, created_at): records an applied migration */
+  readonly record: string
+}
+
+/** The plan of the SQLite backends. */
+export const sqliteMigrations: MigrationPlan = {
+  migrations,
+  migrationsTable: ["SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?", [MIGRATIONS_TABLE]],
+  applied: `SELECT migration_id AS id, name FROM ${MIGRATIONS_TABLE} ORDER BY migration_id`,
+  prepare: [
+    `CREATE TABLE IF NOT EXISTS ${MIGRATIONS_TABLE} (
+        migration_id INTEGER PRIMARY KEY NOT NULL,
+        name TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+      )`
+  ],
+  // Takes the write lock before reading, even in a deferred transaction.
+  lock: [[`UPDATE ${MIGRATIONS_TABLE} SET name = name WHERE 0`, []]],
+  record: `INSERT INTO ${MIGRATIONS_TABLE} (migration_id, name, created_at) VALUES (?, ?, ?)`
+}
+
+const newerSchema = (applied: number, latest: number, filename: string | undefined): DatabaseError =>
   new DatabaseError({
-    reason: `The database was migrated by a newer version of runtime-storage (schema ${applied}, this version knows ${LATEST_MIGRATION}); upgrade runtime-storage to open it`,
+    reason: `The database was migrated by a newer version of runtime-storage (schema ${applied}, this version knows ${latest}); upgrade runtime-storage to open it`,
     filename
   })
 
@@ -320,25 +355,27 @@ export interface Applied {
   readonly foreign: { readonly id: number; readonly name: string } | undefined
 }
 
+const latestOf = (plan: MigrationPlan): number => plan.migrations[plan.migrations.length - 1]!.id
+
 /** Reads the migrations a database says it has (none when it has no migrations table). */
-export const appliedMigrations = <E>(driver: Pick<MigrationDriver<E>, "query">): Effect.Effect<Applied, E> =>
-  Effect.flatMap(
-    driver.query("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?", [MIGRATIONS_TABLE]),
-    (tables) =>
-      tables.length === 0
-        ? Effect.succeed({ latest: 0, foreign: undefined })
-        : Effect.map(
-            driver.query(`SELECT migration_id AS id, name FROM ${MIGRATIONS_TABLE} ORDER BY migration_id`),
-            (rows) => {
-              const applied = rows as ReadonlyArray<{ readonly id: number; readonly name: string }>
-              return {
-                latest: Number(applied.at(-1)?.id ?? 0),
-                foreign: applied.find(
-                  (row) => row.id <= LATEST_MIGRATION && migrations.find((m) => m.id === row.id)?.name !== row.name
-                )
-              }
-            }
+export const appliedMigrations = <E>(
+  driver: Pick<MigrationDriver<E>, "query">,
+  plan: MigrationPlan = sqliteMigrations
+): Effect.Effect<Applied, E> =>
+  Effect.flatMap(driver.query(...plan.migrationsTable), (tables) =>
+    tables.length === 0
+      ? Effect.succeed({ latest: 0, foreign: undefined })
+      : Effect.map(driver.query(plan.applied), (rows) => {
+          const applied = rows as ReadonlyArray<{ readonly id: number | string; readonly name: string }>
+          const latest = latestOf(plan)
+          const foreign = applied.find(
+            (row) => Number(row.id) <= latest && plan.migrations.find((m) => m.id === Number(row.id))?.name !== row.name
           )
+          return {
+            latest: Number(applied.at(-1)?.id ?? 0),
+            foreign: foreign === undefined ? undefined : { id: Number(foreign.id), name: foreign.name }
+          }
+        })
   )
 
 /**
@@ -346,51 +383,46 @@ export const appliedMigrations = <E>(driver: Pick<MigrationDriver<E>, "query">):
  * migration of a known id has another name (a build of runtime-storage that never was released wrote it: a
  * migration changed before its release, so its schema is not the one this version expects).
  */
-export const schemaProblem = (applied: Applied, filename: string | undefined): DatabaseError | undefined => {
-  if (applied.latest > LATEST_MIGRATION) return newerSchema(applied.latest, filename)
+export const schemaProblem = (
+  applied: Applied,
+  filename: string | undefined,
+  plan: MigrationPlan = sqliteMigrations
+): DatabaseError | undefined => {
+  const latest = latestOf(plan)
+  if (applied.latest > latest) return newerSchema(applied.latest, latest, filename)
   return applied.foreign === undefined
     ? undefined
     : new DatabaseError({
-        reason: `The database's schema ${applied.foreign.id} is ${JSON.stringify(applied.foreign.name)}, not this version's ${JSON.stringify(migrations.find((m) => m.id === applied.foreign!.id)?.name)}: it was written by another (unreleased) build of runtime-storage`,
+        reason: `The database's schema ${applied.foreign.id} is ${JSON.stringify(applied.foreign.name)}, not this version's ${JSON.stringify(plan.migrations.find((m) => m.id === applied.foreign!.id)?.name)}: it was written by another (unreleased) build of runtime-storage`,
         filename
       })
 }
 
 /**
  * Brings the schema up to date; a no-op (and read-only) when it already is. Two processes opening a new database
- * at once are serialized by the write lock, and the second finds the work done.
+ * at once are serialized by the migration lock, and the second finds the work done.
  */
 export const migrate = <E>(
   driver: MigrationDriver<E>,
-  filename: string | undefined
+  filename: string | undefined,
+  plan: MigrationPlan = sqliteMigrations
 ): Effect.Effect<void, E | DatabaseError> =>
   Effect.gen(function* () {
-    const applied = yield* appliedMigrations(driver)
-    const problem = schemaProblem(applied, filename)
+    const applied = yield* appliedMigrations(driver, plan)
+    const problem = schemaProblem(applied, filename, plan)
     if (problem !== undefined) return yield* Effect.fail(problem)
-    if (applied.latest === LATEST_MIGRATION) return
-    yield* driver.query(
-      `CREATE TABLE IF NOT EXISTS ${MIGRATIONS_TABLE} (
-        migration_id INTEGER PRIMARY KEY NOT NULL,
-        name TEXT NOT NULL,
-        created_at INTEGER NOT NULL
-      )`
-    )
+    if (applied.latest === latestOf(plan)) return
+    for (const statement of plan.prepare) yield* driver.query(statement)
     yield* driver.writeTransaction(
       Effect.gen(function* () {
-        // Takes the write lock before reading, even in a deferred transaction.
-        yield* driver.query(LOCK_MIGRATIONS)
-        const current = yield* appliedMigrations(driver)
-        const changed = schemaProblem(current, filename)
+        for (const [text, params] of plan.lock) yield* driver.query(text, params)
+        const current = yield* appliedMigrations(driver, plan)
+        const changed = schemaProblem(current, filename, plan)
         if (changed !== undefined) return yield* Effect.fail(changed)
-        for (const migration of migrations) {
+        for (const migration of plan.migrations) {
           if (migration.id <= current.latest) continue
           for (const statement of migration.statements) yield* driver.query(statement)
-          yield* driver.query(`INSERT INTO ${MIGRATIONS_TABLE} (migration_id, name, created_at) VALUES (?, ?, ?)`, [
-            migration.id,
-            migration.name,
-            Date.now()
-          ])
+          yield* driver.query(plan.record, [migration.id, migration.name, Date.now()])
         }
       })
     )
