@@ -35,8 +35,8 @@ const TypeId: unique symbol = Symbol.for("runtime-storage/StorageError")
 
 const describeStore = (store: string | undefined): string => (store === undefined ? "" : ` in store ${quote(store)}`)
 
-const withSqliteCode = (text: string, sqliteCode: string | undefined): string =>
-  sqliteCode === undefined ? text : `${text} (${sqliteCode})`
+const withCodes = (text: string, sqliteCode: string | undefined, sqlState: string | undefined): string =>
+  `${text}${sqliteCode === undefined ? "" : ` (${sqliteCode})`}${sqlState === undefined ? "" : ` (SQLSTATE ${sqlState})`}`
 
 const causeMessage = (cause: unknown): string =>
   cause instanceof Error && cause.message !== "" ? `: ${cause.message}` : ""
@@ -74,7 +74,8 @@ export class NotFoundError extends Data.TaggedError("NotFound")<{
 }
 
 /**
- * SQLite failed while writing. `sqliteCode` is SQLite's own code, e.g. `SQLITE_FULL` or `SQLITE_BUSY`.
+ * The database failed while writing. `sqliteCode` is SQLite's own code, e.g. `SQLITE_FULL` or `SQLITE_BUSY`;
+ * `sqlState` PostgreSQL's, e.g. `40001`.
  *
  * @since 0.1.0
  */
@@ -82,20 +83,24 @@ export class WriteFailedError extends Data.TaggedError("WriteFailed")<{
   readonly operation: string
   readonly store?: string | undefined
   readonly sqliteCode?: string | undefined
+  /** PostgreSQL's SQLSTATE of the failure (e.g. `40001`, `57P01`), on a PostgreSQL database. @since 0.6.0 */
+  readonly sqlState?: string | undefined
   readonly cause?: unknown
 }> {
   readonly [TypeId]: typeof TypeId = TypeId
   readonly code = StorageErrorCode.WriteFailed
   override get message(): string {
-    return withSqliteCode(
+    return withCodes(
       `Could not write (${this.operation})${describeStore(this.store)}${causeMessage(this.cause)}`,
-      this.sqliteCode
+      this.sqliteCode,
+      this.sqlState
     )
   }
 }
 
 /**
- * SQLite failed while reading. `sqliteCode` is SQLite's own code, e.g. `SQLITE_BUSY`.
+ * The database failed while reading. `sqliteCode` is SQLite's own code, e.g. `SQLITE_BUSY`; `sqlState`
+ * PostgreSQL's.
  *
  * @since 0.1.0
  */
@@ -103,14 +108,17 @@ export class ReadFailedError extends Data.TaggedError("ReadFailed")<{
   readonly operation: string
   readonly store?: string | undefined
   readonly sqliteCode?: string | undefined
+  /** PostgreSQL's SQLSTATE of the failure (e.g. `40001`, `57P01`), on a PostgreSQL database. @since 0.6.0 */
+  readonly sqlState?: string | undefined
   readonly cause?: unknown
 }> {
   readonly [TypeId]: typeof TypeId = TypeId
   readonly code = StorageErrorCode.ReadFailed
   override get message(): string {
-    return withSqliteCode(
+    return withCodes(
       `Could not read (${this.operation})${describeStore(this.store)}${causeMessage(this.cause)}`,
-      this.sqliteCode
+      this.sqliteCode,
+      this.sqlState
     )
   }
 }
@@ -133,8 +141,9 @@ export class InvalidKeyError extends Data.TaggedError("InvalidKey")<{
 }
 
 /**
- * The database could not be opened or migrated, is corrupt, is not a database, or has a schema newer than this
- * version of the library.
+ * The database could not be opened or migrated, is corrupt, is not a database, has a schema newer than this
+ * version of the library, or (PostgreSQL) cannot be reached or used: the server is down or restarting, the
+ * connection dropped, authentication failed.
  *
  * @since 0.1.0
  */
@@ -142,13 +151,15 @@ export class DatabaseError extends Data.TaggedError("DatabaseError")<{
   readonly reason: string
   readonly filename?: string | undefined
   readonly sqliteCode?: string | undefined
+  /** PostgreSQL's SQLSTATE of the failure (e.g. `40001`, `57P01`), on a PostgreSQL database. @since 0.6.0 */
+  readonly sqlState?: string | undefined
   readonly cause?: unknown
 }> {
   readonly [TypeId]: typeof TypeId = TypeId
   readonly code = StorageErrorCode.DatabaseError
   override get message(): string {
     const where = this.filename === undefined ? "" : ` (database ${quote(this.filename)})`
-    return withSqliteCode(`${this.reason}${where}${causeMessage(this.cause)}`, this.sqliteCode)
+    return withCodes(`${this.reason}${where}${causeMessage(this.cause)}`, this.sqliteCode, this.sqlState)
   }
 }
 

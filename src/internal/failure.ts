@@ -1,7 +1,8 @@
 /**
- * Maps failures of SQLite (thrown by better-sqlite3, or wrapped in a `SqlError` or a defect by @effect/sql) to
- * the library's errors, once, by what was being done. The original failure is kept as `cause` and SQLite's own
- * code (e.g. `SQLITE_FULL`) as `sqliteCode`.
+ * Maps failures of SQLite (thrown by better-sqlite3, or wrapped in a `SqlError` or a defect by @effect/sql) and of
+ * PostgreSQL (node-postgres's errors, in a `SqlError`) to the library's errors, once, by what was being done. The
+ * original failure is kept as `cause`, SQLite's own code (e.g. `SQLITE_FULL`) as `sqliteCode` and PostgreSQL's
+ * SQLSTATE (e.g. `40001`) as `sqlState`.
  */
 import { DatabaseError, ReadFailedError, WriteFailedError } from "../errors/StorageError.js"
 
@@ -15,6 +16,49 @@ export const sqliteCodeOf = (failure: unknown): string | undefined => {
   }
   return undefined
 }
+
+/** PostgreSQL's SQLSTATE of a failure, found on the failure or on one of its causes (a server's error has one). */
+export const sqlStateOf = (failure: unknown): string | undefined => {
+  let current: unknown = failure
+  for (let depth = 0; depth < 8 && typeof current === "object" && current !== null; depth++) {
+    const { code, severity } = current as { readonly code?: unknown; readonly severity?: unknown }
+    if (typeof code === "string" && typeof severity === "string" && /^[0-9A-Z]{5}$/.test(code)) return code
+    current = (current as { readonly cause?: unknown }).cause
+  }
+  return undefined
+}
+
+/** Node's codes of a network failure: the server cannot be reached, or the connection to it broke. */
+const NETWORK = /^(ECONNREFUSED|ECONNRESET|ECONNABORTED|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|EPIPE)$/
+/** What node-postgres says when a connection ends under a query, or cannot be had in time. */
+const DROPPED =
+  /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|Client was closed/i
+
+/**
+ * Whether a failure says the PostgreSQL server cannot be reached or used at all (rather than one statement failing):
+ * a network failure, a dropped connection, SQLSTATE classes 08 (connection), 28 (authorization) and 3D (no such
+ * database), the server shutting down or starting (57P01-57P03), or out of connections (53300).
+ */
+const unreachable = (failure: unknown, sqlState: string | undefined): boolean => {
+  if (sqlState !== undefined)
+    return /^(08|28|3D)/.test(sqlState) || /^57P0[123]$/.test(sqlState) || sqlState === "53300"
+  let current: unknown = failure
+  for (let depth = 0; depth < 8 && typeof current === "object" && current !== null; depth++) {
+    const { code, message } = current as { readonly code?: unknown; readonly message?: unknown }
+    if (typeof code === "string" && NETWORK.test(code)) return true
+    if (typeof message === "string" && DROPPED.test(message)) return true
+    current = (current as { readonly cause?: unknown }).cause
+  }
+  return false
+}
+
+const unreachableDatabase = (sqlState: string | undefined, cause: unknown, filename?: string): DatabaseError =>
+  new DatabaseError({
+    reason: "The PostgreSQL server cannot be reached or used",
+    filename,
+    sqlState,
+    cause
+  })
 
 /** The deepest `Error` of a chain of causes: the driver's own error, whose message is the most precise. */
 const rootCause = (failure: unknown): unknown => {
@@ -46,10 +90,11 @@ export const readFailure = (
   failure: unknown
 ): ReadFailedError | DatabaseError => {
   const sqliteCode = sqliteCodeOf(failure)
+  const sqlState = sqlStateOf(failure)
   const cause = rootCause(failure)
-  return unusable(sqliteCode)
-    ? unusableDatabase(sqliteCode, cause)
-    : new ReadFailedError({ operation, store, sqliteCode, cause })
+  if (unusable(sqliteCode)) return unusableDatabase(sqliteCode, cause)
+  if (sqliteCode === undefined && unreachable(failure, sqlState)) return unreachableDatabase(sqlState, cause)
+  return new ReadFailedError({ operation, store, sqliteCode, sqlState, cause })
 }
 
 /** A failure while writing. */
@@ -59,16 +104,20 @@ export const writeFailure = (
   failure: unknown
 ): WriteFailedError | DatabaseError => {
   const sqliteCode = sqliteCodeOf(failure)
+  const sqlState = sqlStateOf(failure)
   const cause = rootCause(failure)
-  return unusable(sqliteCode)
-    ? unusableDatabase(sqliteCode, cause)
-    : new WriteFailedError({ operation, store, sqliteCode, cause })
+  if (unusable(sqliteCode)) return unusableDatabase(sqliteCode, cause)
+  if (sqliteCode === undefined && unreachable(failure, sqlState)) return unreachableDatabase(sqlState, cause)
+  return new WriteFailedError({ operation, store, sqliteCode, sqlState, cause })
 }
 
 /** A failure while opening or migrating. */
 export const openFailure = (reason: string, filename: string | undefined, failure: unknown): DatabaseError => {
   const sqliteCode = sqliteCodeOf(failure)
-  return unusable(sqliteCode)
-    ? unusableDatabase(sqliteCode, rootCause(failure), filename)
-    : new DatabaseError({ reason, filename, sqliteCode, cause: rootCause(failure) })
+  const sqlState = sqlStateOf(failure)
+  if (unusable(sqliteCode)) return unusableDatabase(sqliteCode, rootCause(failure), filename)
+  if (sqliteCode === undefined && unreachable(failure, sqlState)) {
+    return unreachableDatabase(sqlState, rootCause(failure), filename)
+  }
+  return new DatabaseError({ reason, filename, sqliteCode, sqlState, cause: rootCause(failure) })
 }

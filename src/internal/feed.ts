@@ -201,8 +201,16 @@ export class Notifier {
   private lastHead: unknown
   private polling = false
 
-  /** `head` reads the log's head (undefined: nothing else writes, there is nothing to poll). */
-  constructor(private readonly head: (() => unknown) | undefined) {}
+  private stopListening: (() => void) | undefined
+
+  /**
+   * `head` reads the log's head (undefined: nothing else writes, there is nothing to poll). `listen`, instead of
+   * polling, starts waking on other connections' writes by itself (PostgreSQL's `LISTEN`), returning how to stop.
+   */
+  constructor(
+    private readonly head: (() => unknown) | undefined,
+    private readonly listen?: ((wake: () => void) => () => void) | undefined
+  ) {}
 
   /** The log may have moved on: every waiter wakes. */
   notify(): void {
@@ -228,16 +236,22 @@ export class Notifier {
   /** Registers a watcher (polling runs while there is one); returns the function that unregisters it. */
   watch(): () => void {
     this.watchers++
-    if (this.watchers === 1 && this.head !== undefined) this.startPolling()
+    if (this.watchers === 1) {
+      if (this.listen !== undefined) this.stopListening = this.listen(() => this.notify())
+      else if (this.head !== undefined) this.startPolling()
+    }
     let registered = true
     return () => {
       if (!registered) return
       registered = false
       this.watchers--
-      if (this.watchers === 0 && this.timer !== undefined) {
+      if (this.watchers > 0) return
+      if (this.timer !== undefined) {
         clearInterval(this.timer)
         this.timer = undefined
       }
+      this.stopListening?.()
+      this.stopListening = undefined
     }
   }
 

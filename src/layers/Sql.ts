@@ -23,6 +23,7 @@ import type {
   StoreRow,
   VersionedRow
 } from "../internal/backend.js"
+import { type Dialect, type Statement, sqliteDialect, type ValueColumns } from "../internal/dialect.js"
 import { removalOf, SweepAlarm } from "../internal/expiry.js"
 import { openFailure, readFailure, writeFailure } from "../internal/failure.js"
 import {
@@ -34,7 +35,8 @@ import {
   oldEnough,
   trimCandidate
 } from "../internal/feed.js"
-import { CHUNK, chunks, Kind, LOCK_TABLE, migrate, rangeParameters, rangeSql, Sql } from "../internal/schema.js"
+import { checkEncoding, checkSchema, DEFAULT_SCHEMA, type PgLike, pgDialect, pgListener } from "../internal/pg.js"
+import { CHUNK, chunks, Kind, migrate } from "../internal/schema.js"
 import { make, Storage } from "../services/Storage.js"
 
 /**
@@ -45,36 +47,28 @@ import { make, Storage } from "../services/Storage.js"
 export interface SqlOptions {
   /** The history the change feed keeps: see `SqliteOptions.history`. */
   readonly history?: HistoryOptions | undefined
+  /**
+   * PostgreSQL only: the schema the tables live in (default `public`), created when missing. Apps sharing a
+   * database keep their data apart by schema.
+   *
+   * @since 0.6.0
+   */
+  readonly schema?: string | undefined
 }
 
-interface ValueRow {
-  readonly value: Stored
-}
 interface KeyRow {
-  readonly key: string
+  readonly key: unknown
 }
-interface KeyValueRow {
-  readonly key: string
-  readonly value: Stored
-}
-interface EntryRow {
-  readonly value: Stored
-  readonly created_at: number | bigint
-  readonly updated_at: number | bigint
-  readonly version: number | bigint
-  readonly expires_at: number | bigint | null
+type KeyValueRow = KeyRow & ValueColumns
+interface EntryRow extends ValueColumns {
+  readonly created_at: number | bigint | string
+  readonly updated_at: number | bigint | string
+  readonly version: number | bigint | string
+  readonly expires_at: number | bigint | string | null
 }
 
-const expiryOf = (row: { readonly expires_at: number | bigint | null }): number | null =>
+const expiryOf = (row: { readonly expires_at: number | bigint | string | null }): number | null =>
   row.expires_at === null ? null : Number(row.expires_at)
-
-const metaOf = (row: EntryRow): MetaRow => [
-  row.value,
-  Number(row.created_at),
-  Number(row.updated_at),
-  Number(row.version),
-  expiryOf(row)
-]
 
 const isSqlError = (u: unknown): u is SqlError => u instanceof SqlError
 
@@ -85,11 +79,21 @@ interface SharedVersion {
 
 const makePrimitives = (
   sql: SqlClient.SqlClient,
+  d: Dialect,
   sharedVersion: FiberRef.FiberRef<SharedVersion | undefined>,
   history: History,
   feed: Notifier
 ): EffectPrimitives => {
-  const query = <A extends object>(text: string, params: ReadonlyArray<unknown>) => sql.unsafe<A>(text, params)
+  const run = <A extends object>(statement: Statement) => sql.unsafe<A>(statement.text, statement.params)
+  /** A stored value of a row (entries always have one). */
+  const textOf = (row: ValueColumns): Stored => d.text(row) as Stored
+  const metaOf = (row: EntryRow): MetaRow => [
+    textOf(row),
+    Number(row.created_at),
+    Number(row.updated_at),
+    Number(row.version),
+    expiryOf(row)
+  ]
   // @effect/sql reports some failures (a failed COMMIT, e.g. SQLITE_FULL) as defects: they are mapped too.
   // Failures that are not SqlErrors (an update's own refusal) pass through unchanged.
   const read =
@@ -114,12 +118,19 @@ const makePrimitives = (
         Effect.catchIf(isSqlError, (cause) => Effect.fail(writeFailure(operation, store, cause))),
         Effect.catchAllDefect((cause) => Effect.fail(writeFailure(operation, store, cause)))
       ) as Effect.Effect<A, Exclude<E, SqlError> | WriteFailedError | DatabaseError>
+  /** Runs reads as one snapshot: in a transaction of their own, or in the one already open. */
+  const snapshot = <A, E, R>(self: Effect.Effect<A, E, R>) =>
+    Effect.flatMap(Effect.serviceOption(SqlClient.TransactionConnection), (open) =>
+      Option.isSome(open) || d.snapshot === undefined
+        ? sql.withTransaction(self)
+        : sql.withTransaction(Effect.zipRight(run(d.snapshot), self))
+    )
+  /** A write transaction: the write lock first. */
+  const writing = <A, E, R>(self: Effect.Effect<A, E, R>) => sql.withTransaction(Effect.zipRight(run(d.lock), self))
 
-  const takeNext = Effect.map(query<{ readonly version: number | bigint }>(Sql.nextVersion, []), (rows) =>
+  const takeNext = Effect.map(run<{ readonly version: number | bigint | string }>(d.nextVersion), (rows) =>
     Number(rows[0]!.version)
   )
-  // A transaction's first statement takes the write lock (see LOCK_TABLE), so reading the next version is safe.
-  const lock = query(LOCK_TABLE, [])
   /** The version of a write: the next one, or inside a transaction the one its writes share. */
   const nextVersion = Effect.flatMap(FiberRef.get(sharedVersion), (shared) => {
     if (shared === undefined) return takeNext
@@ -131,11 +142,15 @@ const makePrimitives = (
   })
 
   /** When the next entry expires. */
-  const nextExpiry = Effect.map(query<{ readonly expires_at: number | bigint }>(Sql.nextExpiry, []), (rows) =>
+  const nextExpiry = Effect.map(run<{ readonly expires_at: number | bigint | string }>(d.nextExpiry), (rows) =>
     rows[0] === undefined ? undefined : Number(rows[0].expires_at)
   )
   /** The seq of the log's last record. */
-  const readHead = Effect.map(query<{ readonly head: number | bigint }>(Sql.head, []), (rows) => Number(rows[0]!.head))
+  const readHead = Effect.map(run<{ readonly head: number | bigint | string }>(d.head), (rows) => Number(rows[0]!.head))
+  const readOrigin = Effect.map(
+    run<{ readonly seq: number | bigint | string; readonly version: number | bigint | string }>(d.origin),
+    (rows) => [Number(rows[0]!.seq), Number(rows[0]!.version)] as const
+  )
   /**
    * Appends a write call's records to the log, then trims the log in the same transaction when they made it due.
    * The call holds the write lock.
@@ -147,21 +162,18 @@ const makePrimitives = (
           // The records' seqs come back with them: the last one is the log's head, without another query.
           let last = 0
           for (const chunk of chunks(records)) {
-            for (const row of yield* query<{ readonly seq: number | bigint }>(
-              `${Sql.logChanges(chunk.length)} RETURNING seq`,
-              chunk.flat()
-            )) {
+            for (const row of yield* run<{ readonly seq: number | bigint | string }>(d.logChanges(chunk))) {
               last = Math.max(last, Number(row.seq))
             }
           }
           if (!dueForTrim(history, last - records.length + 1, last)) return
-          const origin = Number((yield* query<{ readonly seq: number | bigint }>(Sql.origin, []))[0]!.seq)
+          const [origin] = yield* readOrigin
           const cut = trimCandidate(history, origin, last)
           if (cut === undefined) return
-          const at = (yield* query<{ readonly at: number | bigint }>(Sql.recordAt, [cut]))[0]?.at
+          const at = (yield* run<{ readonly at: number | bigint | string }>(d.recordAt(cut)))[0]?.at
           if (!oldEnough(history, at === undefined ? undefined : Number(at), records[0]![1])) return
-          yield* query(Sql.trimBefore, [cut])
-          yield* query(Sql.makeOrigin, [cut])
+          yield* run(d.trimBefore(cut))
+          yield* run(d.makeOrigin(cut))
         })
   /**
    * Removes keys (holding the write lock) and gives the records of the removal of those that existed (as expiries
@@ -172,9 +184,7 @@ const makePrimitives = (
     Effect.gen(function* () {
       const removed: Array<KeyRow & Pick<EntryRow, "expires_at">> = []
       for (const chunk of chunks(keys)) {
-        removed.push(
-          ...(yield* query<KeyRow & Pick<EntryRow, "expires_at">>(Sql.deleteIn(chunk.length), [store, ...chunk]))
-        )
+        removed.push(...(yield* run<KeyRow & Pick<EntryRow, "expires_at">>(d.deleteIn(store, chunk))))
       }
       if (removed.length === 0) return [[], 0] as const
       const taken = version ?? (yield* nextVersion)
@@ -182,7 +192,7 @@ const makePrimitives = (
       const records = removed.map((row): ChangeRecord => {
         const kind = removalOf(expiryOf(row), now)
         if (kind === Kind.Remove) live++
-        return [taken, now, kind, store, row.key, null]
+        return [taken, now, kind, store, d.name(row.key), null]
       })
       return [records, live] as const
     })
@@ -190,73 +200,69 @@ const makePrimitives = (
   const changesOf = (after: number, since: number, store: string | undefined, limit: number) =>
     Effect.gen(function* () {
       const head = yield* readHead
-      const rows = yield* query<{
-        readonly seq: number | bigint
-        readonly version: number | bigint
-        readonly kind: number
-        readonly store: string
-        readonly key: string | null
-        readonly value: Stored | null
-      }>(
-        store === undefined ? Sql.changes.all : Sql.changes.byStore,
-        store === undefined ? [after, head, since, limit] : [after, head, since, store, limit]
-      )
-      const origin = (yield* query<{ readonly seq: number | bigint; readonly version: number | bigint }>(
-        Sql.origin,
-        []
-      ))[0]!
+      const rows = yield* run<
+        {
+          readonly seq: number | bigint | string
+          readonly version: number | bigint | string
+          readonly kind: number
+          readonly store: unknown
+          readonly key: unknown
+        } & ValueColumns
+      >(d.changes(after, head, since, store, limit))
+      const origin = yield* readOrigin
       return {
         rows: rows.map(
-          (row): ChangeRow => [Number(row.seq), Number(row.version), row.kind as Kind, row.store, row.key, row.value]
+          (row): ChangeRow => [
+            Number(row.seq),
+            Number(row.version),
+            Number(row.kind) as Kind,
+            d.name(row.store),
+            row.key === null ? null : d.name(row.key),
+            d.text(row)
+          ]
         ),
         head,
-        origin: [Number(origin.seq), Number(origin.version)] as const
+        origin
       }
     })
 
   return {
     head: () => readHead.pipe(read("watch", undefined)),
-    changes: (after, since, store, limit) =>
-      sql.withTransaction(changesOf(after, since, store, limit)).pipe(read("watch", store)),
+    changes: (after, since, store, limit) => snapshot(changesOf(after, since, store, limit)).pipe(read("watch", store)),
     snapshot: (store, ranges, now) =>
-      sql
-        .withTransaction(
-          Effect.gen(function* () {
-            const rows: Array<VersionedRow> = []
-            for (const range of ranges) {
-              const found = yield* query<KeyValueRow & { readonly version: number | bigint }>(
-                rangeSql("versioned", range),
-                rangeParameters(store, range, "versioned", now)
-              )
-              for (const row of found) rows.push([row.key, row.value, Number(row.version)])
-            }
-            const head = yield* readHead
-            return { rows, head }
-          })
-        )
-        .pipe(read("watch", store)),
+      snapshot(
+        Effect.gen(function* () {
+          const rows: Array<VersionedRow> = []
+          for (const range of ranges) {
+            const found = yield* run<KeyValueRow & { readonly version: number | bigint | string }>(
+              d.range("versioned", store, range, now)
+            )
+            for (const row of found) rows.push([d.name(row.key), textOf(row), Number(row.version)])
+          }
+          const head = yield* readHead
+          return { rows, head }
+        })
+      ).pipe(read("watch", store)),
     get: (store, key, now) =>
-      query<ValueRow>(Sql.get, [store, key, now]).pipe(
-        Effect.map((rows) => rows[0]?.value),
+      run<ValueColumns>(d.get(store, key, now)).pipe(
+        Effect.map((rows) => (rows[0] === undefined ? undefined : textOf(rows[0]))),
         read("get", store)
       ),
     getMany: (store, keys, now) => {
-      const select = Effect.forEach(chunks(keys), (chunk) =>
-        query<KeyValueRow>(Sql.selectIn(chunk.length), [store, now, ...chunk])
-      )
+      const select = Effect.forEach(chunks(keys), (chunk) => run<KeyValueRow>(d.selectIn(store, chunk, now)))
       // Several statements read in one transaction: one snapshot, never half of another writer's batch.
-      return (keys.length > CHUNK ? sql.withTransaction(select) : select).pipe(
-        Effect.map((results) => results.flatMap((rows) => rows.map((row): Row => [row.key, row.value]))),
+      return (keys.length > CHUNK ? snapshot(select) : select).pipe(
+        Effect.map((results) => results.flatMap((rows) => rows.map((row): Row => [d.name(row.key), textOf(row)]))),
         read("getMany", store)
       )
     },
     has: (store, key, now) =>
-      query(Sql.has, [store, key, now]).pipe(
+      run(d.has(store, key, now)).pipe(
         Effect.map((rows) => rows.length > 0),
         read("has", store)
       ),
     getEntry: (store, key, now) =>
-      query<EntryRow>(Sql.getEntry, [store, key, now]).pipe(
+      run<EntryRow>(d.getEntry(store, key, now)).pipe(
         Effect.map((rows): MetaRow | undefined => {
           const row = rows[0]
           return row === undefined ? undefined : metaOf(row)
@@ -264,149 +270,143 @@ const makePrimitives = (
         read("getEntry", store)
       ),
     scanKeys: (store, range, now) =>
-      query<KeyRow>(rangeSql("keys", range), rangeParameters(store, range, "keys", now)).pipe(
-        Effect.map((rows) => rows.map((row) => row.key)),
+      run<KeyRow>(d.range("keys", store, range, now)).pipe(
+        Effect.map((rows) => rows.map((row) => d.name(row.key))),
         read("keys", store)
       ),
     // A query returns all its rows at once: the byte budget is left to the caller's chunk sizes.
     scan: (store, range, _maxBytes, now) =>
-      query<KeyValueRow>(rangeSql("entries", range), rangeParameters(store, range, "entries", now)).pipe(
-        Effect.map((rows) => rows.map((row): Row => [row.key, row.value])),
+      run<KeyValueRow>(d.range("entries", store, range, now)).pipe(
+        Effect.map((rows) => rows.map((row): Row => [d.name(row.key), textOf(row)])),
         read("entries", store)
       ),
     scanMeta: (store, range, _maxBytes, now) =>
-      query<EntryRow & KeyRow>(rangeSql("meta", range), rangeParameters(store, range, "meta", now)).pipe(
-        Effect.map((rows) => rows.map((row): ListedRow => [row.key, ...metaOf(row)])),
+      run<EntryRow & KeyRow>(d.range("meta", store, range, now)).pipe(
+        Effect.map((rows) => rows.map((row): ListedRow => [d.name(row.key), ...metaOf(row)])),
         read("entries", store)
       ),
     count: (store, range, now) =>
-      query<{ readonly count: number | bigint }>(
-        rangeSql("count", range),
-        rangeParameters(store, range, "count", now)
-      ).pipe(
+      run<{ readonly count: number | bigint | string }>(d.range("count", store, range, now)).pipe(
         Effect.map((rows) => Number(rows[0]?.count ?? 0)),
         read("count", store)
       ),
     size: (store, now) =>
-      query<{ readonly size: number | bigint }>(Sql.size, [store, now]).pipe(
+      run<{ readonly size: number | bigint | string }>(d.size(store, now)).pipe(
         Effect.map((rows) => Number(rows[0]?.size ?? 0)),
         read("size", store)
       ),
     stores: (now) =>
-      query<{ readonly store: string; readonly count: number | bigint; readonly size: number | bigint }>(Sql.stores, [
-        now
-      ]).pipe(
-        Effect.map((rows) => rows.map((row): StoreRow => [row.store, Number(row.count), Number(row.size)])),
+      run<{
+        readonly store: unknown
+        readonly count: number | bigint | string
+        readonly size: number | bigint | string
+      }>(d.stores(now)).pipe(
+        Effect.map((rows) => rows.map((row): StoreRow => [d.name(row.store), Number(row.count), Number(row.size)])),
         read("stores", undefined)
       ),
     setMany: (store, rows, now, expiresAt) =>
-      sql
-        .withTransaction(
-          Effect.gen(function* () {
-            yield* lock
-            const version = yield* nextVersion
-            for (const chunk of chunks(rows)) {
-              yield* query(
-                Sql.upsert(chunk.length),
-                chunk.flatMap(([key, text]) => [store, key, text, now, now, version, expiresAt])
-              )
-            }
-            yield* record(rows.map(([key, text]): ChangeRecord => [version, now, Kind.Set, store, key, text]))
-            return version
-          })
-        )
-        .pipe(write(rows.length === 1 ? "set" : "setMany", store)),
+      writing(
+        Effect.gen(function* () {
+          const version = yield* nextVersion
+          for (const chunk of chunks(rows)) yield* run(d.upsert(store, chunk, now, version, expiresAt))
+          yield* record(rows.map(([key, text]): ChangeRecord => [version, now, Kind.Set, store, key, text]))
+          return version
+        })
+      ).pipe(write(rows.length === 1 ? "set" : "setMany", store)),
     deleteMany: (store, keys, now) =>
-      sql
-        .withTransaction(
-          Effect.gen(function* () {
-            yield* lock
-            const [records, live] = yield* removeKeys(store, keys, now)
-            yield* record(records)
-            return live
-          })
-        )
-        .pipe(write(keys.length === 1 ? "remove" : "deleteMany", store)),
+      writing(
+        Effect.gen(function* () {
+          const [records, live] = yield* removeKeys(store, keys, now)
+          yield* record(records)
+          return live
+        })
+      ).pipe(write(keys.length === 1 ? "remove" : "deleteMany", store)),
     clear: (store, now) =>
-      sql
-        .withTransaction(
-          Effect.gen(function* () {
-            yield* lock
-            if ((yield* query(Sql.anyKey, [store])).length === 0) return
-            yield* query(Sql.clear, [store])
-            yield* record([[yield* nextVersion, now, Kind.Clear, store, null, null]])
-          })
-        )
-        .pipe(write("clear", store)),
+      writing(
+        Effect.gen(function* () {
+          if ((yield* run(d.anyKey(store))).length === 0) return
+          yield* run(d.clear(store))
+          yield* record([[yield* nextVersion, now, Kind.Clear, store, null, null]])
+        })
+      ).pipe(write("clear", store)),
     update: (store, key, f, now, expiresAt) =>
-      sql
-        .withTransaction(
-          Effect.gen(function* () {
-            yield* lock
-            const current = (yield* query<EntryRow>(Sql.getEntry, [store, key, now]))[0]
-            const text = f(current?.value)
-            if (isStorageError(text)) return yield* Effect.fail(text)
-            const version = yield* nextVersion
-            const expiry = expiresAt === undefined ? (current === undefined ? null : expiryOf(current)) : expiresAt
-            yield* query(Sql.upsert(1), [store, key, text, now, now, version, expiry])
-            yield* record([[version, now, Kind.Set, store, key, text]])
-            return text
-          })
-        )
-        .pipe(write("update", store)),
+      writing(
+        Effect.gen(function* () {
+          const current = (yield* run<EntryRow>(d.getEntry(store, key, now)))[0]
+          const text = f(current === undefined ? undefined : textOf(current))
+          if (isStorageError(text)) return yield* Effect.fail(text)
+          const version = yield* nextVersion
+          const expiry = expiresAt === undefined ? (current === undefined ? null : expiryOf(current)) : expiresAt
+          yield* run(d.upsert(store, [[key, text]], now, version, expiry))
+          yield* record([[version, now, Kind.Set, store, key, text]])
+          return text
+        })
+      ).pipe(write("update", store)),
     commit: (checks, writes, now) =>
-      sql
-        .withTransaction(
-          Effect.gen(function* () {
-            // The write lock first: the checks read what no other writer can change before the commit.
-            yield* lock
-            for (const [store, key, expected] of checks) {
-              const rows = yield* query<{ readonly version: number | bigint }>(Sql.versionOf, [store, key, now])
-              const current = rows[0] === undefined ? null : Number(rows[0].version)
-              if (current !== expected) return undefined
+      // The write lock first: the checks read what no other writer can change before the commit.
+      writing(
+        Effect.gen(function* () {
+          for (const [store, key, expected] of checks) {
+            const rows = yield* run<{ readonly version: number | bigint | string }>(d.versionOf(store, key, now))
+            const current = rows[0] === undefined ? null : Number(rows[0].version)
+            if (current !== expected) return undefined
+          }
+          const version = yield* nextVersion
+          const records: Array<ChangeRecord> = []
+          for (const [store, key, text, expiresAt] of writes) {
+            if (text === undefined) {
+              records.push(...(yield* removeKeys(store, [key], now, version))[0])
+            } else {
+              yield* run(d.upsert(store, [[key, text]], now, version, expiresAt))
+              records.push([version, now, Kind.Set, store, key, text])
             }
-            const version = yield* nextVersion
-            const records: Array<ChangeRecord> = []
-            for (const [store, key, text, expiresAt] of writes) {
-              if (text === undefined) {
-                records.push(...(yield* removeKeys(store, [key], now, version))[0])
-              } else {
-                yield* query(Sql.upsert(1), [store, key, text, now, now, version, expiresAt])
-                records.push([version, now, Kind.Set, store, key, text])
-              }
-            }
-            // A commit that changed nothing still returns its version: a record that only holds it keeps it its own.
-            if (records.length === 0) records.push([version, now, Kind.Origin, null, null, null])
-            yield* record(records)
-            return version
-          })
-        )
-        .pipe(write("commit", undefined)),
+          }
+          // A commit that changed nothing still returns its version: a record that only holds it keeps it its own.
+          if (records.length === 0) records.push([version, now, Kind.Origin, null, null, null])
+          yield* record(records)
+          return version
+        })
+      ).pipe(write("commit", undefined)),
     // A sweep takes the write lock only when something has expired.
     expire: (now, limit) =>
       Effect.gen(function* () {
         const next = yield* nextExpiry
         if (next === undefined || next > now) return { removed: 0, next }
-        return yield* sql
-          .withTransaction(
-            Effect.gen(function* () {
-              yield* lock
-              const removed = yield* query<KeyRow & { readonly store: string }>(Sql.deleteExpired, [now, limit])
-              if (removed.length > 0) {
-                const version = yield* nextVersion
-                yield* record(removed.map((row): ChangeRecord => [version, now, Kind.Expire, row.store, row.key, null]))
-              }
-              return { removed: removed.length, next: yield* nextExpiry }
-            })
-          )
-          .pipe(write("expire", undefined))
+        return yield* writing(
+          Effect.gen(function* () {
+            const removed = yield* run<KeyRow & { readonly store: unknown }>(d.deleteExpired(now, limit))
+            if (removed.length > 0) {
+              const version = yield* nextVersion
+              yield* record(
+                removed.map(
+                  (row): ChangeRecord => [version, now, Kind.Expire, d.name(row.store), d.name(row.key), null]
+                )
+              )
+            }
+            return { removed: removed.length, next: yield* nextExpiry }
+          })
+        ).pipe(write("expire", undefined))
       }).pipe(read("expire", undefined))
   }
 }
 
+/** The dialect of a client: SQLite's or PostgreSQL's, from the client itself, never from a flag. */
+const dialectOf = (sql: SqlClient.SqlClient, options: SqlOptions | undefined): Effect.Effect<Dialect, DatabaseError> =>
+  sql.onDialectOrElse({
+    sqlite: () =>
+      options?.schema === undefined
+        ? Effect.succeed(sqliteDialect)
+        : Effect.fail(new DatabaseError({ reason: "The schema option is PostgreSQL's: a SQLite database has none" })),
+    pg: () => Effect.map(checkSchema(options?.schema), pgDialect),
+    orElse: () =>
+      Effect.fail(new DatabaseError({ reason: "layerSql takes a SQLite or PostgreSQL SqlClient; this one is neither" }))
+  })
+
 /**
- * A `Storage` on the application's `SqlClient` (SQLite dialect). Building the layer runs this library's
- * migrations, in its own `runtime_storage_migrations` table (a no-op when already applied), and fails with
+ * A `Storage` on the application's `SqlClient`: a SQLite client (`@effect/sql-sqlite-node`, `-bun`, `-wasm`, libsql,
+ * …) or a PostgreSQL one (`@effect/sql-pg`), told apart by the client itself. Building the layer runs this library's
+ * migrations, in its own `runtime_storage_migrations` table (a no-op when already applied; on PostgreSQL, in the
+ * schema the options name, created if missing, two instances starting at once migrating once), and fails with
  * `DatabaseError` when the database was migrated by a newer version.
  *
  * @since 0.1.0
@@ -420,7 +420,9 @@ export const layerSql = (options?: SqlOptions): Layer.Layer<Storage, DatabaseErr
         catch: (cause) => new DatabaseError({ reason: (cause as Error).message })
       })
       const sql = yield* SqlClient.SqlClient
+      const d = yield* dialectOf(sql, options)
       const failed = (cause: unknown) => openFailure("Could not migrate the database", undefined, cause)
+      if (d.engine === "pg") yield* checkEncoding(sql)
       yield* migrate(
         {
           query: (text, params = []) => sql.unsafe(text, params).pipe(Effect.mapError(failed)),
@@ -429,14 +431,18 @@ export const layerSql = (options?: SqlOptions): Layer.Layer<Storage, DatabaseErr
               .withTransaction(self)
               .pipe(Effect.mapError((error) => (error instanceof DatabaseError ? error : failed(error)))) as never
         },
-        undefined
+        undefined,
+        d.migrations
       ).pipe(Effect.catchAllDefect((cause) => Effect.fail(failed(cause))))
       const sharedVersion = FiberRef.unsafeMake<SharedVersion | undefined>(undefined)
-      // Watchers poll the log's head through the client while they watch (waiting, like any query, while a
-      // transaction holds the connection).
+      // Watchers of a SQLite database poll the log's head through the client while they watch (waiting, like any
+      // query, while a transaction holds the connection); those of a PostgreSQL one listen on its channel.
       const runPromise = Runtime.runPromise(yield* Effect.runtime<never>())
-      const feed = new Notifier(() => runPromise(primitives.head()))
-      const primitives = makePrimitives(sql, sharedVersion, history, feed)
+      const feed =
+        d.engine === "pg"
+          ? new Notifier(undefined, pgListener(sql as PgLike, options?.schema ?? DEFAULT_SCHEMA))
+          : new Notifier(() => runPromise(primitives.head()))
+      const primitives = makePrimitives(sql, d, sharedVersion, history, feed)
       return yield* make({
         _tag: "Effect",
         feed,
@@ -449,7 +455,9 @@ export const layerSql = (options?: SqlOptions): Layer.Layer<Storage, DatabaseErr
             const level: SharedVersion = { version: parent?.version }
             const body = Effect.locally(self, sharedVersion, level)
             return sql
-              .withTransaction(parent === undefined ? Effect.zipRight(sql.unsafe(LOCK_TABLE, []), body) : body)
+              .withTransaction(
+                parent === undefined ? Effect.zipRight(sql.unsafe(d.lock.text, d.lock.params), body) : body
+              )
               .pipe(
                 Effect.tap(() => {
                   if (parent !== undefined) parent.version = level.version

@@ -1,0 +1,110 @@
+/**
+ * The backend on PostgreSQL: `layerPg` opens its own pool through `@effect/sql-pg` and runs `layerSql` on it.
+ *
+ * @since 0.6.0
+ */
+import { PgClient } from "@effect/sql-pg"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import { DatabaseError } from "../errors/StorageError.js"
+import { openFailure } from "../internal/failure.js"
+import type { HistoryOptions } from "../internal/feed.js"
+import type { Storage } from "../services/Storage.js"
+import { layerSql } from "./Sql.js"
+
+/**
+ * Options of {@link layerPg}: where the server is (a `url`, or its parts), the pool, and the library's own options.
+ * A password is never part of an error message: give it in the URL or as `password`, plain or `Redacted`.
+ *
+ * @since 0.6.0
+ */
+export interface PgOptions {
+  /** `postgres://user:password@host:port/database` (`?sslmode=…` and the other libpq parameters node-postgres reads). */
+  readonly url?: string | Redacted.Redacted<string> | undefined
+  readonly host?: string | undefined
+  readonly port?: number | undefined
+  readonly database?: string | undefined
+  readonly username?: string | undefined
+  readonly password?: string | Redacted.Redacted<string> | undefined
+  /** TLS: `true`, or node's `tls.ConnectionOptions`. */
+  readonly ssl?: boolean | object | undefined
+  /** The schema the tables live in (default `public`), created when missing. */
+  readonly schema?: string | undefined
+  /** The most connections the pool opens (default 10). */
+  readonly maxConnections?: number | undefined
+  /** How long to wait for a connection (default 5 seconds). */
+  readonly connectTimeout?: Duration.DurationInput | undefined
+  /** The history the change feed keeps: see `SqliteOptions.history`. */
+  readonly history?: HistoryOptions | undefined
+}
+
+const redacted = (value: string | Redacted.Redacted<string> | undefined): Redacted.Redacted<string> | undefined =>
+  value === undefined ? undefined : Redacted.isRedacted(value) ? value : Redacted.make(value)
+
+/**
+ * Where a server is, for messages: the URL without its password (and without its query, which may hold one).
+ *
+ * @internal
+ */
+export const describeServer = (options: PgOptions): string => {
+  const url =
+    options.url === undefined ? undefined : Redacted.isRedacted(options.url) ? Redacted.value(options.url) : options.url
+  if (url !== undefined) {
+    try {
+      const parsed = new URL(url)
+      return `${parsed.protocol}//${parsed.username === "" ? "" : `${decodeURIComponent(parsed.username)}@`}${parsed.host}${parsed.pathname}`
+    } catch {
+      return "postgres://(an invalid URL)"
+    }
+  }
+  return `postgres://${options.username === undefined ? "" : `${options.username}@`}${options.host ?? "localhost"}${options.port === undefined ? "" : `:${options.port}`}/${options.database ?? ""}`
+}
+
+const checkUrl = (url: Redacted.Redacted<string> | undefined): Effect.Effect<void, DatabaseError> => {
+  if (url === undefined) return Effect.void
+  try {
+    const parsed = new URL(Redacted.value(url))
+    if (parsed.protocol === "postgres:" || parsed.protocol === "postgresql:") return Effect.void
+    return Effect.fail(
+      new DatabaseError({
+        reason: `A PostgreSQL URL starts with postgres:// or postgresql://, not ${parsed.protocol}//`
+      })
+    )
+  } catch {
+    // The URL itself is never repeated: it may hold a password.
+    return Effect.fail(new DatabaseError({ reason: "The PostgreSQL URL is not a valid URL" }))
+  }
+}
+
+/**
+ * A `Storage` on a PostgreSQL server, with a pool of its own (closed with the layer). The same service, with the
+ * same semantics, as `layerSqlite`: every operation, versions and atomic commits, transactions, the change feed
+ * across processes and machines (woken by `LISTEN/NOTIFY`), expiry. Building it connects, checks the database is
+ * UTF-8 and migrates the schema (created when missing); it fails with `DatabaseError` (9005) when the server cannot
+ * be reached or the password is refused.
+ *
+ * To use a `PgClient` the app already has, give it to `layerSql` instead.
+ *
+ * @since 0.6.0
+ */
+export const layerPg = (options: PgOptions = {}): Layer.Layer<Storage, DatabaseError> => {
+  const url = redacted(options.url)
+  const server = describeServer(options)
+  const client = PgClient.layer({
+    url,
+    host: options.host,
+    port: options.port,
+    database: options.database,
+    username: options.username,
+    password: redacted(options.password),
+    ssl: options.ssl as PgClient.PgClientConfig["ssl"],
+    maxConnections: options.maxConnections,
+    connectTimeout: options.connectTimeout,
+    applicationName: "runtime-storage"
+  }).pipe(Layer.mapError((cause) => openFailure(`Could not connect to ${server}`, undefined, cause)))
+  return Layer.unwrapEffect(
+    Effect.as(checkUrl(url), layerSql({ history: options.history, schema: options.schema }).pipe(Layer.provide(client)))
+  )
+}
