@@ -10,25 +10,19 @@
  *
  * @since 0.1.0
  */
-import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Option from "effect/Option"
-import {
-  type DatabaseError,
-  GenericError,
-  InvalidKeyError,
-  isStorageError,
-  type StorageError
-} from "./errors/StorageError.js"
-import type { ListedRow, Primitives, Row, SyncPrimitives } from "./internal/backend.js"
+import { type DatabaseError, GenericError, InvalidKeyError } from "./errors/StorageError.js"
+import type { Primitives, SyncPrimitives } from "./internal/backend.js"
 import { SWEEP_INTERVAL, sweepDelay } from "./internal/expiry.js"
 import { resolveHistory } from "./internal/feed.js"
 import { checkKey, resolveStore } from "./internal/validate.js"
 import { type Durability, makeSqlitePrimitives } from "./layers/Sqlite.js"
 import { defaultDatabasePath, resolveDefaultFilename } from "./location.js"
+import { closedError, makeApi, notAFunction, refusedIterator, toError } from "./promise/api.js"
 import { listen, type OnChangeOptions, WatchIterator } from "./promise/watch.js"
 import {
   type Atomic,
@@ -37,17 +31,14 @@ import {
   begin,
   type Change,
   type CommitResult,
-  entryOf,
   type Json,
   type JsonText,
   type ListOptions,
-  type ListState,
   makeAtomic,
   type PageOptions,
   type Selector,
   type SetManyEntries,
   type StoreOptions,
-  startList,
   transactionEnded,
   type WatchOptions,
   type WatchSelector,
@@ -268,168 +259,6 @@ export interface StorageClient extends StorageApi, AsyncDisposable {
   close(): Promise<void>
 }
 
-/** Turns a failed exit into the error to reject with: the library's own error, never a FiberFailure. */
-const toError = (cause: Cause.Cause<StorageError>): Error => {
-  const error = Cause.squash(cause)
-  if (isStorageError(error)) return error
-  if (Cause.isInterruptedOnly(cause)) {
-    return new GenericError({ reason: "The operation was interrupted because the storage was closed", cause: error })
-  }
-  return new GenericError({ reason: "Unexpected failure in runtime-storage", cause: error })
-}
-
-/**
- * Builds the Promise API over a way to run service operations.
- */
-/** Maps the result of a begun operation. */
-const mapBegun = <A, B>(begun: Begun<A>, f: (a: A) => B): Begun<B> => ({
-  resume: (primitives) => f(begun.resume(primitives))
-})
-
-/**
- * The async iterable of `list`: its selector is checked when it is called (a refusal rejects the first step), and
- * each chunk is one call of the client, made when the loop reaches it. The entries of a chunk already read are
- * given at once, each decoded as the loop reaches it: no generator machinery per entry, and a parsed value lives
- * only as long as the loop keeps it, so streaming a large store costs about what reading it row by row costs.
- */
-class ListIterator<T> implements AsyncIterableIterator<Entry<T>> {
-  private rows: ReadonlyArray<Row | ListedRow> = []
-  private index = 0
-  private state: ListState | undefined
-  private store = ""
-  private json = false
-  private refused: unknown
-  private pending: Promise<IteratorResult<Entry<T>, undefined>> | undefined
-  private closed = false
-
-  constructor(
-    private readonly run: <A>(start: () => Begun<A>) => Promise<A>,
-    selector: unknown,
-    options: unknown
-  ) {
-    try {
-      this.state = startList(selector, options)
-      this.store = this.state?.store ?? ""
-      this.json = this.state?.json ?? false
-    } catch (refused) {
-      this.refused = refused
-    }
-  }
-
-  next(): Promise<IteratorResult<Entry<T>, undefined>> {
-    // Steps asked for while a chunk is being read wait for it, in order.
-    if (this.pending !== undefined) {
-      const step = (): Promise<IteratorResult<Entry<T>, undefined>> => this.next()
-      return this.pending.then(step, step)
-    }
-    if (this.index < this.rows.length) {
-      let entry: Entry<T>
-      try {
-        entry = entryOf(this.store, this.rows[this.index++]!, this.json) as Entry<T>
-      } catch (error) {
-        this.return()
-        return Promise.reject(error)
-      }
-      return Promise.resolve({ done: false, value: entry })
-    }
-    if (this.refused !== undefined) {
-      const refused = this.refused
-      this.refused = undefined
-      return Promise.reject(refused)
-    }
-    const state = this.state
-    if (state === undefined || this.closed) return Promise.resolve({ done: true, value: undefined })
-    const pending = this.run(() => begin("listChunk", state)).then(
-      ([rows, next]) => {
-        this.pending = undefined
-        if (this.closed) return { done: true, value: undefined } as const
-        this.rows = rows
-        this.index = 0
-        this.state = next
-        return this.next()
-      },
-      (error: unknown) => {
-        this.pending = undefined
-        this.state = undefined
-        throw error
-      }
-    )
-    this.pending = pending
-    return pending
-  }
-
-  /** Ends the list (what `break` calls): nothing more is read. */
-  return(): Promise<IteratorResult<Entry<T>, undefined>> {
-    this.closed = true
-    this.state = undefined
-    this.rows = []
-    this.refused = undefined
-    return Promise.resolve({ done: true, value: undefined })
-  }
-
-  [Symbol.asyncIterator](): AsyncIterableIterator<Entry<T>> {
-    return this
-  }
-}
-
-/** An async iterable whose first step rejects with `error`. */
-const refusedIterator = <T>(error: unknown): AsyncIterableIterator<T> => {
-  let failed = false
-  const iterator: AsyncIterableIterator<T> = {
-    next: () => {
-      if (failed) return Promise.resolve({ done: true, value: undefined })
-      failed = true
-      return Promise.reject(error)
-    },
-    return: () => {
-      failed = true
-      return Promise.resolve({ done: true, value: undefined })
-    },
-    [Symbol.asyncIterator]: () => iterator
-  }
-  return iterator
-}
-
-const makeApi = (
-  run: <A>(start: () => Begun<A>) => Promise<A>,
-  transaction: <A>(f: (tx: StorageApi) => Promise<A>) => Promise<A>,
-  watch: <T>(selector?: WatchSelector, options?: WatchOptions) => AsyncIterableIterator<Change<T>>
-): StorageApi => ({
-  transaction,
-  watch,
-  onChange: <T>(
-    selector: WatchSelector | undefined,
-    listener: (change: Change<T>) => unknown,
-    options?: OnChangeOptions
-  ) => {
-    const { onError, ...watchOptions } = options ?? {}
-    return listen(watch<T>(selector, watchOptions), listener, onError)
-  },
-  get: <T>(key: string, options?: StoreOptions) =>
-    run(() => mapBegun(begin("get", key, options), (value) => Option.getOrNull(value) as T | null)),
-  set: (key, value, options) => run(() => begin("set", key, value, options)),
-  remove: (key, options) => run(() => begin("remove", key, options)),
-  clear: (options) => run(() => begin("clear", options)),
-  keys: (selector) => run(() => begin("keys", selector) as Begun<Array<string>>),
-  has: (key, options) => run(() => begin("has", key, options)),
-  entries: <T>(selector?: Selector) => run(() => begin("entries", selector) as Begun<Array<Entry<T>>>),
-  list: (<T>(selector?: Selector, options?: ListOptions) =>
-    new ListIterator<T>(run, selector, options)) as StorageApi["list"],
-  page: <T>(options?: PageOptions) => run(() => begin("page", options) as Begun<Page<T>>),
-  count: (selector) => run(() => begin("count", selector)),
-  atomic: () => makeAtomic((operations) => run(() => begin("commitAtomic", operations))),
-  getEntry: <T>(key: string, options?: StoreOptions) =>
-    run(() => mapBegun(begin("getEntry", key, options), (entry) => Option.getOrNull(entry) as StoredEntry<T> | null)),
-  getMany: <T>(keys: Iterable<string>, options?: StoreOptions) =>
-    run(() => begin("getMany", keys, options) as Begun<Map<string, T>>),
-  setMany: (entries, options) => run(() => begin("setMany", entries, options)),
-  deleteMany: (keys, options) => run(() => begin("deleteMany", keys, options)),
-  size: (options) => run(() => begin("size", options)),
-  stores: () => run(() => begin("stores") as Begun<Array<StoreSummary>>),
-  update: <T>(key: string, f: (current: T) => T, options?: UpdateOptions<T>) =>
-    run(() => begin("update", key, f as (current: Json) => unknown, options) as Begun<T>)
-})
-
 interface PendingGet {
   readonly key: unknown
   readonly options: unknown
@@ -548,9 +377,6 @@ const makeReadBatcher = (filename: string, connection: () => Primitives | undefi
   }
 }
 
-const notAFunction = (f: unknown): InvalidKeyError =>
-  new InvalidKeyError({ reason: `transaction needs a function of the transaction, got ${typeof f}` })
-
 /**
  * Runs one level of a transaction on a connection that no other call uses meanwhile: begun (a savepoint when one is
  * open), then committed when `f`'s promise resolves and rolled back when it rejects (or `f` throws). `tx` rejects
@@ -599,9 +425,6 @@ const runTransaction = async <A>(primitives: SyncPrimitives, f: (tx: StorageApi)
 
 /** The primitives of one connection, for the clients of this module. */
 class Connection extends Context.Tag("runtime-storage/promise/Connection")<Connection, SyncPrimitives>() {}
-
-const closedError = (filename: string): GenericError =>
-  new GenericError({ reason: `The storage client of ${JSON.stringify(filename)} is closed` })
 
 const DURABILITIES: ReadonlyArray<unknown> = [undefined, "relaxed", "strict"]
 
