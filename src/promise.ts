@@ -11,6 +11,7 @@
  * @since 0.1.0
  */
 import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
@@ -19,10 +20,12 @@ import { type DatabaseError, GenericError, InvalidKeyError } from "./errors/Stor
 import type { Primitives, SyncPrimitives } from "./internal/backend.js"
 import { SWEEP_INTERVAL, sweepDelay } from "./internal/expiry.js"
 import { resolveHistory } from "./internal/feed.js"
+import { describeServer } from "./internal/pg.js"
 import { checkKey, resolveStore } from "./internal/validate.js"
 import { type Durability, makeSqlitePrimitives } from "./layers/Sqlite.js"
 import { defaultDatabasePath, resolveDefaultFilename } from "./location.js"
 import { closedError, makeApi, notAFunction, refusedIterator, toError } from "./promise/api.js"
+import { openEffectClient } from "./promise/effect-client.js"
 import { listen, type OnChangeOptions, WatchIterator } from "./promise/watch.js"
 import {
   type Atomic,
@@ -125,11 +128,24 @@ export interface SetOptions extends StoreOptions {
 
 /**
  * Where a client keeps its data. Give `app` (the database is then at the platform's default location, see
- * `defaultDatabasePath`) or `filename`.
+ * `defaultDatabasePath`) or `filename`, or (since 0.6.0) the `url` of a PostgreSQL server.
  *
  * @since 0.1.0
  */
 export interface OpenOptions {
+  /**
+   * A PostgreSQL server, `postgres://user:password@host:port/database`, instead of a SQLite file: the same API and
+   * semantics, shared by every process and machine that opens the same URL (and schema). The password never
+   * appears in an error or in the client's `filename`. Durability is the server's: `durability` and `busyTimeout`
+   * are SQLite's and are refused with it.
+   *
+   * @since 0.6.0
+   */
+  readonly url?: string | undefined
+  /** With `url`: the schema the tables live in (default `public`), created when missing. @since 0.6.0 */
+  readonly schema?: string | undefined
+  /** With `url`: the most connections the client's pool opens (default 10). @since 0.6.0 */
+  readonly maxConnections?: number | undefined
   /** The application's name: the database is `<platform data directory>/<app>/storage.db`. */
   readonly app?: string | undefined
   /** The database file, instead of the default location (or `":memory:"`). */
@@ -253,7 +269,7 @@ export interface UpdateOptions<T = Json> extends SetOptions {
  * @since 0.1.0
  */
 export interface StorageClient extends StorageApi, AsyncDisposable {
-  /** The database file of this client. */
+  /** The database file of this client (on PostgreSQL: the server's URL, without its password). */
   readonly filename: string
   /** Closes the database. Later calls reject with `GenericError` (9000); closing again does nothing. */
   close(): Promise<void>
@@ -447,6 +463,44 @@ const filenameOf = (options: OpenOptions): string => {
   })
 }
 
+const PG_OPTIONS = ["url", "schema", "maxConnections", "history"]
+
+/** A client on a PostgreSQL server; the driver is loaded by the first call, so SQLite apps never load it. */
+const openPg = (options: OpenOptions): StorageClient => {
+  if (typeof options.url !== "string" || options.url === "") {
+    throw new InvalidKeyError({ reason: `open()'s url must be a postgres:// URL string, got ${typeof options.url}` })
+  }
+  const other = Object.keys(options).filter(
+    (name) => !PG_OPTIONS.includes(name) && (options as Record<string, unknown>)[name] !== undefined
+  )
+  if (other.length > 0) {
+    throw new InvalidKeyError({
+      reason: `open() with a url takes ${PG_OPTIONS.join(", ")}; ${other.join(", ")} ${other.length === 1 ? "is" : "are"} SQLite's`
+    })
+  }
+  const history = resolveHistory(options.history)
+  const {
+    client,
+    inUse: used,
+    run
+  } = openEffectClient(
+    describeServer(options),
+    Effect.flatMap(
+      Effect.promise(() => import("./layers/Pg.js")),
+      ({ pgBackend }) =>
+        pgBackend({
+          url: options.url,
+          schema: options.schema,
+          maxConnections: options.maxConnections,
+          history: { changes: history.changes, maxAge: history.maxAge }
+        })
+    )
+  )
+  inUse.set(client, used)
+  committers.set(client, (operations) => run(() => begin("commitAtomic", operations)))
+  return client
+}
+
 /** Whether a client is open or opening (a first call whose open failed leaves it neither). */
 const inUse = new WeakMap<StorageApi, () => boolean>()
 /** How a client commits the operations of an atomic builder (for the builders of the module-level `atomic()`). */
@@ -463,6 +517,7 @@ const committers = new WeakMap<StorageApi, (operations: ReadonlyArray<AtomicOper
  * @since 0.1.0
  */
 export const open = (options: OpenOptions): StorageClient => {
+  if (options !== null && typeof options === "object" && options.url !== undefined) return openPg(options)
   const filename = filenameOf(options)
   const layer = Layer.scoped(
     Connection,
@@ -665,13 +720,18 @@ export const close = (): Promise<void> => {
  *
  * @since 0.1.0
  */
-export const databasePath = (): string => defaultClient?.filename ?? resolveDefaultFilename(defaultOptions)
+export const databasePath = (): string =>
+  defaultClient?.filename ??
+  (defaultOptions.url !== undefined ? describeServer(defaultOptions) : resolveDefaultFilename(defaultOptions))
 
 /** The default instance, opened (as a client: nothing touches the disk yet) on first use; throws when it cannot be. */
 const defaultInstance = (): StorageClient => {
   if (defaultClient === undefined) {
     if (defaultClosed) throw new GenericError({ reason: "The default storage instance is closed" })
-    defaultClient = open({ ...defaultOptions, app: undefined, filename: resolveDefaultFilename(defaultOptions) })
+    defaultClient =
+      defaultOptions.url !== undefined
+        ? open(defaultOptions)
+        : open({ ...defaultOptions, app: undefined, filename: resolveDefaultFilename(defaultOptions) })
   }
   return defaultClient
 }

@@ -9,6 +9,7 @@ import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as TestClock from "effect/TestClock"
 import fc from "fast-check"
+import { inject } from "vitest"
 import {
   forSchema,
   type Json,
@@ -20,15 +21,19 @@ import {
   Storage,
   type StorageService
 } from "../src/index.js"
+import { layerPg } from "../src/pg.js"
 import { expectError, freshStore } from "../src/testing/vitest.js"
 import { jsonValue, key } from "../src/testing.js"
 
 const RUNS = { fastCheck: { numRuns: 200 } }
 
+let schemas = 0
 const layers: ReadonlyArray<readonly [string, Layer.Layer<Storage, unknown>]> = [
   ["layerMemory", layerMemory],
   ["layerSqlite", layerSqlite({ filename: ":memory:" })],
-  ["layerSql", layerSql().pipe(Layer.provide(SqliteClient.layer({ filename: ":memory:" })))]
+  ["layerSql", layerSql().pipe(Layer.provide(SqliteClient.layer({ filename: ":memory:" })))],
+  // A schema of its own per layer built: each starts on empty tables.
+  ["layerPg", Layer.suspend(() => layerPg({ url: inject("pgUrl"), schema: `props_${process.pid}_${++schemas}` }))]
 ]
 
 class Opaque {

@@ -255,6 +255,15 @@ export class Notifier {
     }
   }
 
+  /** Stops polling or listening, whatever still watches (the connection is closing). */
+  close(): void {
+    this.watchers = 0
+    if (this.timer !== undefined) clearInterval(this.timer)
+    this.timer = undefined
+    this.stopListening?.()
+    this.stopListening = undefined
+  }
+
   private startPolling(): void {
     const head = this.head!
     // The first poll always wakes the watchers: a write made between a watcher's first read and that poll is seen.

@@ -286,6 +286,31 @@ export const pgDialect = (schema: string): Dialect => {
   }
 }
 
+/**
+ * Where a server is, for messages: the URL without its password (and without its query, which may hold one).
+ *
+ * @internal
+ */
+export const describeServer = (options: {
+  readonly url?: string | Redacted.Redacted<string> | undefined
+  readonly host?: string | undefined
+  readonly port?: number | undefined
+  readonly database?: string | undefined
+  readonly username?: string | undefined
+}): string => {
+  const url =
+    options.url === undefined ? undefined : Redacted.isRedacted(options.url) ? Redacted.value(options.url) : options.url
+  if (url !== undefined) {
+    try {
+      const parsed = new URL(url)
+      return `${parsed.protocol}//${parsed.username === "" ? "" : `${decodeURIComponent(parsed.username)}@`}${parsed.host}${parsed.pathname}`
+    } catch {
+      return "postgres://(an invalid URL)"
+    }
+  }
+  return `postgres://${options.username === undefined ? "" : `${options.username}@`}${options.host ?? "localhost"}${options.port === undefined ? "" : `:${options.port}`}/${options.database ?? ""}`
+}
+
 /** Checks the schema option: a name PostgreSQL keeps as given (it cuts longer names to 63 bytes, silently). */
 export const checkSchema = (schema: unknown): Effect.Effect<string, DatabaseError> => {
   if (schema === undefined) return Effect.succeed(DEFAULT_SCHEMA)

@@ -8,11 +8,13 @@ import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
+import type * as Scope from "effect/Scope"
 import { DatabaseError } from "../errors/StorageError.js"
 import { openFailure } from "../internal/failure.js"
 import type { HistoryOptions } from "../internal/feed.js"
-import type { Storage } from "../services/Storage.js"
-import { layerSql } from "./Sql.js"
+import { describeServer } from "../internal/pg.js"
+import { make, Storage } from "../services/Storage.js"
+import { type EffectBackend, makeSqlBackend } from "./Sql.js"
 
 /**
  * Options of {@link layerPg}: where the server is (a `url`, or its parts), the pool, and the library's own options.
@@ -43,25 +45,6 @@ export interface PgOptions {
 const redacted = (value: string | Redacted.Redacted<string> | undefined): Redacted.Redacted<string> | undefined =>
   value === undefined ? undefined : Redacted.isRedacted(value) ? value : Redacted.make(value)
 
-/**
- * Where a server is, for messages: the URL without its password (and without its query, which may hold one).
- *
- * @internal
- */
-export const describeServer = (options: PgOptions): string => {
-  const url =
-    options.url === undefined ? undefined : Redacted.isRedacted(options.url) ? Redacted.value(options.url) : options.url
-  if (url !== undefined) {
-    try {
-      const parsed = new URL(url)
-      return `${parsed.protocol}//${parsed.username === "" ? "" : `${decodeURIComponent(parsed.username)}@`}${parsed.host}${parsed.pathname}`
-    } catch {
-      return "postgres://(an invalid URL)"
-    }
-  }
-  return `postgres://${options.username === undefined ? "" : `${options.username}@`}${options.host ?? "localhost"}${options.port === undefined ? "" : `:${options.port}`}/${options.database ?? ""}`
-}
-
 const checkUrl = (url: Redacted.Redacted<string> | undefined): Effect.Effect<void, DatabaseError> => {
   if (url === undefined) return Effect.void
   try {
@@ -89,22 +72,32 @@ const checkUrl = (url: Redacted.Redacted<string> | undefined): Effect.Effect<voi
  *
  * @since 0.6.0
  */
-export const layerPg = (options: PgOptions = {}): Layer.Layer<Storage, DatabaseError> => {
-  const url = redacted(options.url)
-  const server = describeServer(options)
-  const client = PgClient.layer({
-    url,
-    host: options.host,
-    port: options.port,
-    database: options.database,
-    username: options.username,
-    password: redacted(options.password),
-    ssl: options.ssl as PgClient.PgClientConfig["ssl"],
-    maxConnections: options.maxConnections,
-    connectTimeout: options.connectTimeout,
-    applicationName: "runtime-storage"
-  }).pipe(Layer.mapError((cause) => openFailure(`Could not connect to ${server}`, undefined, cause)))
-  return Layer.unwrapEffect(
-    Effect.as(checkUrl(url), layerSql({ history: options.history, schema: options.schema }).pipe(Layer.provide(client)))
-  )
-}
+export const layerPg = (options: PgOptions = {}): Layer.Layer<Storage, DatabaseError> =>
+  Layer.scoped(Storage, Effect.flatMap(pgBackend(options), make))
+
+/**
+ * The backend of {@link layerPg}, its pool open for as long as the scope lasts.
+ *
+ * @internal
+ */
+export const pgBackend = (options: PgOptions): Effect.Effect<EffectBackend, DatabaseError, Scope.Scope> =>
+  Effect.gen(function* () {
+    const url = redacted(options.url)
+    yield* checkUrl(url)
+    const server = describeServer(options)
+    const client = yield* Layer.build(
+      PgClient.layer({
+        url,
+        host: options.host,
+        port: options.port,
+        database: options.database,
+        username: options.username,
+        password: redacted(options.password),
+        ssl: options.ssl as PgClient.PgClientConfig["ssl"],
+        maxConnections: options.maxConnections,
+        connectTimeout: options.connectTimeout,
+        applicationName: "runtime-storage"
+      })
+    ).pipe(Effect.mapError((cause) => openFailure(`Could not connect to ${server}`, undefined, cause)))
+    return yield* Effect.provide(makeSqlBackend({ history: options.history, schema: options.schema }), client)
+  })

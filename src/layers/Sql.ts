@@ -11,8 +11,10 @@ import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
+import type * as Scope from "effect/Scope"
 import { DatabaseError, isStorageError, type ReadFailedError, type WriteFailedError } from "../errors/StorageError.js"
 import type {
+  Backend,
   ChangeRecord,
   ChangeRow,
   EffectPrimitives,
@@ -412,65 +414,77 @@ const dialectOf = (sql: SqlClient.SqlClient, options: SqlOptions | undefined): E
  * @since 0.1.0
  */
 export const layerSql = (options?: SqlOptions): Layer.Layer<Storage, DatabaseError, SqlClient.SqlClient> =>
-  Layer.scoped(
-    Storage,
-    Effect.gen(function* () {
-      const history = yield* Effect.try({
-        try: () => historyOf(options?.history),
-        catch: (cause) => new DatabaseError({ reason: (cause as Error).message })
-      })
-      const sql = yield* SqlClient.SqlClient
-      const d = yield* dialectOf(sql, options)
-      const failed = (cause: unknown) => openFailure("Could not migrate the database", undefined, cause)
-      if (d.engine === "pg") yield* checkEncoding(sql)
-      yield* migrate(
-        {
-          query: (text, params = []) => sql.unsafe(text, params).pipe(Effect.mapError(failed)),
-          writeTransaction: (self) =>
-            sql
-              .withTransaction(self)
-              .pipe(Effect.mapError((error) => (error instanceof DatabaseError ? error : failed(error)))) as never
-        },
-        undefined,
-        d.migrations
-      ).pipe(Effect.catchAllDefect((cause) => Effect.fail(failed(cause))))
-      const sharedVersion = FiberRef.unsafeMake<SharedVersion | undefined>(undefined)
-      // Watchers of a SQLite database poll the log's head through the client while they watch (waiting, like any
-      // query, while a transaction holds the connection); those of a PostgreSQL one listen on its channel.
-      const runPromise = Runtime.runPromise(yield* Effect.runtime<never>())
-      const feed =
-        d.engine === "pg"
-          ? new Notifier(undefined, pgListener(sql as PgLike, options?.schema ?? DEFAULT_SCHEMA))
-          : new Notifier(() => runPromise(primitives.head()))
-      const primitives = makePrimitives(sql, d, sharedVersion, history, feed)
-      return yield* make({
-        _tag: "Effect",
-        feed,
-        alarm: new SweepAlarm(),
-        primitives,
-        withTransaction: (self) =>
-          Effect.flatMap(FiberRef.get(sharedVersion), (parent) => {
-            // A savepoint inside a transaction starts with its parent's version, and gives it to its parent when
-            // it commits; undone, it takes its version with it (as SQLite undoes the clock's increment).
-            const level: SharedVersion = { version: parent?.version }
-            const body = Effect.locally(self, sharedVersion, level)
-            return sql
-              .withTransaction(
-                parent === undefined ? Effect.zipRight(sql.unsafe(d.lock.text, d.lock.params), body) : body
-              )
-              .pipe(
-                Effect.tap(() => {
-                  if (parent !== undefined) parent.version = level.version
-                  else feed.notify()
-                }),
-                Effect.catchIf(isSqlError, (cause) => Effect.fail(writeFailure("transaction", undefined, cause))),
-                Effect.catchSomeDefect((cause) =>
-                  isSqlError(cause)
-                    ? Option.some(Effect.fail(writeFailure("transaction", undefined, cause)))
-                    : Option.none()
-                )
-              )
-          })
-      })
+  Layer.scoped(Storage, Effect.flatMap(makeSqlBackend(options), make))
+
+/** A backend whose primitives are effects. */
+export type EffectBackend = Extract<Backend, { readonly _tag: "Effect" }>
+
+/**
+ * The backend of {@link layerSql}, for the clients that run it themselves (the Promise API's client on PostgreSQL).
+ *
+ * @internal
+ */
+export const makeSqlBackend = (
+  options: SqlOptions | undefined
+): Effect.Effect<EffectBackend, DatabaseError, SqlClient.SqlClient | Scope.Scope> =>
+  Effect.gen(function* () {
+    const history = yield* Effect.try({
+      try: () => historyOf(options?.history),
+      catch: (cause) => new DatabaseError({ reason: (cause as Error).message })
     })
-  )
+    const sql = yield* SqlClient.SqlClient
+    const d = yield* dialectOf(sql, options)
+    const failed = (cause: unknown) => openFailure("Could not migrate the database", undefined, cause)
+    if (d.engine === "pg") yield* checkEncoding(sql)
+    yield* migrate(
+      {
+        query: (text, params = []) => sql.unsafe(text, params).pipe(Effect.mapError(failed)),
+        writeTransaction: (self) =>
+          sql
+            .withTransaction(self)
+            .pipe(Effect.mapError((error) => (error instanceof DatabaseError ? error : failed(error)))) as never
+      },
+      undefined,
+      d.migrations
+    ).pipe(Effect.catchAllDefect((cause) => Effect.fail(failed(cause))))
+    const sharedVersion = FiberRef.unsafeMake<SharedVersion | undefined>(undefined)
+    // Watchers of a SQLite database poll the log's head through the client while they watch (waiting, like any
+    // query, while a transaction holds the connection); those of a PostgreSQL one listen on its channel.
+    const runPromise = Runtime.runPromise(yield* Effect.runtime<never>())
+    const feed =
+      d.engine === "pg"
+        ? new Notifier(undefined, pgListener(sql as PgLike, options?.schema ?? DEFAULT_SCHEMA))
+        : new Notifier(() => runPromise(primitives.head()))
+    yield* Effect.addFinalizer(() => Effect.sync(() => feed.close()))
+    const primitives = makePrimitives(sql, d, sharedVersion, history, feed)
+    const backend: EffectBackend = {
+      _tag: "Effect",
+      feed,
+      alarm: new SweepAlarm(),
+      primitives,
+      withTransaction: (self) =>
+        Effect.flatMap(FiberRef.get(sharedVersion), (parent) => {
+          // A savepoint inside a transaction starts with its parent's version, and gives it to its parent when
+          // it commits; undone, it takes its version with it (as SQLite undoes the clock's increment).
+          const level: SharedVersion = { version: parent?.version }
+          const body = Effect.locally(self, sharedVersion, level)
+          return sql
+            .withTransaction(
+              parent === undefined ? Effect.zipRight(sql.unsafe(d.lock.text, d.lock.params), body) : body
+            )
+            .pipe(
+              Effect.tap(() => {
+                if (parent !== undefined) parent.version = level.version
+                else feed.notify()
+              }),
+              Effect.catchIf(isSqlError, (cause) => Effect.fail(writeFailure("transaction", undefined, cause))),
+              Effect.catchSomeDefect((cause) =>
+                isSqlError(cause)
+                  ? Option.some(Effect.fail(writeFailure("transaction", undefined, cause)))
+                  : Option.none()
+              )
+            )
+        })
+    }
+    return backend
+  })

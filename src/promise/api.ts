@@ -4,6 +4,7 @@
  * and on an effectful backend such as PostgreSQL) are made of it.
  */
 import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { GenericError, InvalidKeyError, isStorageError, type StorageError } from "../errors/StorageError.js"
 import type { ListedRow, Row } from "../internal/backend.js"
@@ -51,7 +52,8 @@ export const toError = (cause: Cause.Cause<StorageError>): Error => {
 
 /** Maps the result of a begun operation. */
 export const mapBegun = <A, B>(begun: Begun<A>, f: (a: A) => B): Begun<B> => ({
-  resume: (primitives) => f(begun.resume(primitives))
+  resume: (primitives) => f(begun.resume(primitives)),
+  resumeEffect: (connection) => Effect.map(begun.resumeEffect(connection), f)
 })
 
 /**

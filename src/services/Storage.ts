@@ -1065,11 +1065,15 @@ const asStorageError = (thrown: unknown): StorageError =>
         cause: thrown
       })
 
-/** Runs a program on effectful primitives, one primitive at a time; an expiring write rings `alarm`. */
+/**
+ * Runs a program on effectful primitives, one primitive at a time (from its first step when it was already taken);
+ * an expiring write rings `alarm`.
+ */
 const runEffect = <A>(
   primitives: EffectPrimitives,
   alarm: SweepAlarm,
-  program: Program<A>
+  program: Program<A>,
+  first?: IteratorResult<Call, A>
 ): Effect.Effect<A, StorageError> => {
   const next = (input: unknown): Effect.Effect<A, StorageError> => {
     let step: IteratorResult<Call, A>
@@ -1078,6 +1082,9 @@ const runEffect = <A>(
     } catch (thrown) {
       return Effect.fail(asStorageError(thrown))
     }
+    return handle(step)
+  }
+  const handle = (step: IteratorResult<Call, A>): Effect.Effect<A, StorageError> => {
     if (step.done) return Effect.succeed(step.value)
     const { name, args } = step.value
     if (name === "now") return Effect.flatMap(Clock.currentTimeMillis, next)
@@ -1090,7 +1097,7 @@ const runEffect = <A>(
       next
     )
   }
-  return next(undefined)
+  return first === undefined ? next(undefined) : handle(first)
 }
 
 type Programs = typeof programs & typeof internalPrograms
@@ -1106,6 +1113,20 @@ type Result<K extends keyof Programs> = ReturnType<Programs[K]> extends Program<
  */
 export interface Begun<A> {
   readonly resume: (primitives: Primitives) => A
+  /** Runs the rest on an effectful backend's connection. */
+  readonly resumeEffect: (connection: EffectConnection) => Effect.Effect<A, StorageError>
+}
+
+/**
+ * What an operation begun by the Promise API runs on when the backend is effectful: its primitives, the alarm of
+ * its sweeper and the notifier of its watchers.
+ *
+ * @internal
+ */
+export interface EffectConnection {
+  readonly primitives: EffectPrimitives
+  readonly alarm: SweepAlarm
+  readonly feed: Notifier
 }
 
 /**
@@ -1128,7 +1149,8 @@ export const begin = <K extends keyof Programs>(name: K, ...args: Parameters<Pro
       } catch (thrown) {
         throw asStorageError(thrown)
       }
-    }
+    },
+    resumeEffect: (connection) => runEffect(connection.primitives, connection.alarm, program, first)
   }
 }
 

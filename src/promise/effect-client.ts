@@ -1,0 +1,310 @@
+/**
+ * The Promise API's client on an effectful backend (PostgreSQL): the same `StorageApi` as the SQLite client, with
+ * the same guarantees. Calls take effect in the order they are made: they run one after another, each when the one
+ * before it has finished (a transaction holds the client until it ends). Gets queued behind another call are
+ * answered together when their turn comes, one `getMany` per store: a thousand concurrent gets cost about one query.
+ */
+import * as Cause from "effect/Cause"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as ManagedRuntime from "effect/ManagedRuntime"
+import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
+import type * as Scope from "effect/Scope"
+import type { DatabaseError, StorageError } from "../errors/StorageError.js"
+import { resolveStore } from "../internal/validate.js"
+import type { EffectBackend } from "../layers/Sql.js"
+import type { StorageApi, StorageClient, StoreOptions } from "../promise.js"
+import {
+  type Begun,
+  begin,
+  type EffectConnection,
+  type Json,
+  make,
+  transactionEnded,
+  watchInTransaction
+} from "../services/Storage.js"
+import { closedError, makeApi, notAFunction, refusedIterator, toError } from "./api.js"
+import { WatchIterator } from "./watch.js"
+
+class Backend extends Context.Tag("runtime-storage/promise/EffectBackend")<Backend, EffectBackend>() {}
+
+/** A rejection of the function given to `transaction`, carried through the transaction's effect unchanged. */
+class Rejected {
+  constructor(readonly error: unknown) {}
+}
+
+/** A call waiting for its turn. */
+interface Job {
+  readonly run: (backend: EffectBackend) => Promise<void>
+  readonly fail: (error: unknown) => void
+}
+
+/** A get waiting for its turn, in a batch of gets. */
+interface PendingGet {
+  readonly store: string
+  readonly key: string
+  readonly begun: Begun<Option.Option<Json>>
+  readonly resolve: (value: Json | null) => void
+  readonly reject: (error: unknown) => void
+}
+
+const connectionOf = (backend: EffectBackend): EffectConnection => backend
+
+/** Runs an effect to a promise that rejects with the library's error, never a FiberFailure. */
+const promiseOf = <A>(runtime: Runtime.Runtime<never>, effect: Effect.Effect<A, StorageError | Rejected>): Promise<A> =>
+  Runtime.runPromiseExit(runtime)(effect).then((exit) => {
+    if (Exit.isSuccess(exit)) return exit.value
+    const failure = Cause.failureOption(exit.cause)
+    if (Option.isSome(failure) && failure.value instanceof Rejected) throw failure.value.error
+    throw toError(exit.cause as Cause.Cause<StorageError>)
+  })
+
+/**
+ * Opens a client on the backend `acquire` makes (when the first call needs it; a failed open is tried again by the
+ * next call). `name` is what the client's `filename` and its errors call the database.
+ *
+ * @internal
+ */
+export const openEffectClient = (
+  name: string,
+  acquire: Effect.Effect<EffectBackend, DatabaseError, Scope.Scope>
+): {
+  readonly client: StorageClient
+  readonly inUse: () => boolean
+  readonly run: <A>(start: () => Begun<A>) => Promise<A>
+} => {
+  // The layer's scope also runs the service's sweeper of expired entries.
+  const layer = Layer.scoped(
+    Backend,
+    Effect.flatMap(acquire, (backend) => Effect.as(make(backend), backend))
+  )
+  let runtime: ManagedRuntime.ManagedRuntime<Backend, DatabaseError> | undefined
+  let opening: Promise<EffectBackend> | undefined
+  let ready: EffectBackend | undefined
+  let base: Runtime.Runtime<never> | undefined
+  let closed: Promise<void> | undefined
+  const queue: Array<Job> = []
+  let busy = false
+  let whenIdle: (() => void) | undefined
+  /** The gets waiting at the end of the queue, answered together (undefined once their turn has come). */
+  let gets: Array<PendingGet> | undefined
+
+  const connect = (): Promise<EffectBackend> => {
+    if (opening !== undefined) return opening
+    const made = ManagedRuntime.make(layer)
+    runtime = made
+    const attempt = made.runPromiseExit(Backend).then(async (exit) => {
+      if (Exit.isSuccess(exit)) {
+        ready = exit.value
+        base = await made.runtime()
+        return exit.value
+      }
+      // A failed open is not kept: the next call tries again (the server may be back).
+      if (opening === attempt) opening = undefined
+      void made.dispose()
+      throw toError(exit.cause)
+    })
+    opening = attempt
+    return attempt
+  }
+
+  /** Runs the queued calls in order, one at a time. */
+  const pump = async (): Promise<void> => {
+    if (busy) return
+    busy = true
+    while (queue.length > 0) {
+      const job = queue.shift()!
+      let backend: EffectBackend
+      try {
+        backend = ready ?? (await connect())
+      } catch (error) {
+        job.fail(error)
+        continue
+      }
+      await job.run(backend)
+    }
+    busy = false
+    whenIdle?.()
+  }
+  const enqueue = (job: Job): void => {
+    queue.push(job)
+    void pump()
+  }
+
+  const runOn =
+    (runtimeOf: () => Runtime.Runtime<never>) =>
+    <A>(begun: Begun<A>, backend: EffectBackend): Promise<A> =>
+      promiseOf(runtimeOf(), begun.resumeEffect(connectionOf(backend)))
+
+  const run = <A>(start: () => Begun<A>): Promise<A> => {
+    if (closed !== undefined) return Promise.reject(closedError(name))
+    let begun: Begun<A>
+    try {
+      begun = start()
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    return new Promise<A>((resolve, reject) =>
+      enqueue({
+        run: (backend) => runOn(() => base!)(begun, backend).then(resolve, reject),
+        fail: reject
+      })
+    )
+  }
+
+  /** Answers a batch of gets: one getMany per store, and on their own the gets a getMany cannot answer. */
+  const answer = async (batch: ReadonlyArray<PendingGet>, backend: EffectBackend): Promise<void> => {
+    const one = (pending: PendingGet) =>
+      runOn(() => base!)(pending.begun, backend).then(
+        (value) => pending.resolve(Option.getOrNull(value)),
+        pending.reject
+      )
+    if (batch.length === 1) return one(batch[0]!)
+    const byStore = new Map<string, Array<PendingGet>>()
+    for (const pending of batch) {
+      const group = byStore.get(pending.store)
+      if (group === undefined) byStore.set(pending.store, [pending])
+      else group.push(pending)
+    }
+    const alone: Array<PendingGet> = []
+    for (const [store, group] of byStore) {
+      let values: ReadonlyMap<string, Json>
+      try {
+        values = await runOn(() => base!)(
+          begin(
+            "getMany",
+            group.map((pending) => pending.key),
+            { store }
+          ),
+          backend
+        )
+      } catch {
+        alone.push(...group)
+        continue
+      }
+      // A key asked twice: each caller gets a value of its own.
+      const answered = new Set<string>()
+      for (const pending of group) {
+        if (answered.has(pending.key)) {
+          alone.push(pending)
+          continue
+        }
+        answered.add(pending.key)
+        pending.resolve(values.get(pending.key) ?? null)
+      }
+    }
+    for (const pending of alone) await one(pending)
+  }
+
+  const get = <T>(key: string, options?: StoreOptions): Promise<T | null> => {
+    if (closed !== undefined) return Promise.reject(closedError(name))
+    let begun: Begun<Option.Option<Json>>
+    try {
+      begun = begin("get", key, options)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    // The get was checked: its store is valid.
+    const store = resolveStore(options) as string
+    return new Promise<T | null>((resolve, reject) => {
+      const pending: PendingGet = { store, key, begun, resolve: resolve as (value: Json | null) => void, reject }
+      if (gets !== undefined) {
+        gets.push(pending)
+        return
+      }
+      const batch: Array<PendingGet> = [pending]
+      gets = batch
+      enqueue({
+        run: (backend) => {
+          if (gets === batch) gets = undefined
+          return answer(batch, backend)
+        },
+        fail: (error) => {
+          if (gets === batch) gets = undefined
+          for (const waiting of batch) waiting.reject(error)
+        }
+      })
+    })
+  }
+
+  /** One level of a transaction: `f` runs with `tx` bound to it, on the runtime that carries its connection. */
+  const transactionOn = <A>(
+    backend: EffectBackend,
+    outer: Runtime.Runtime<never>,
+    f: (tx: StorageApi) => Promise<A>
+  ): Promise<A> => {
+    const scope = { open: true }
+    const body = Effect.flatMap(Effect.runtime<never>(), (inner) => {
+      const txRun = <B>(start: () => Begun<B>): Promise<B> => {
+        if (!scope.open) return Promise.reject(transactionEnded())
+        let begun: Begun<B>
+        try {
+          begun = start()
+        } catch (error) {
+          return Promise.reject(error)
+        }
+        return runOn(() => inner)(begun, backend)
+      }
+      const tx = makeApi(
+        txRun,
+        <B>(g: (nested: StorageApi) => Promise<B>) => {
+          if (!scope.open) return Promise.reject(transactionEnded())
+          if (typeof g !== "function") return Promise.reject(notAFunction(g))
+          return transactionOn(backend, inner, g)
+        },
+        () => refusedIterator(watchInTransaction())
+      )
+      return Effect.tryPromise({ try: () => f(tx), catch: (error) => new Rejected(error) })
+    })
+    return promiseOf(
+      outer,
+      backend.withTransaction(body).pipe(Effect.ensuring(Effect.sync(() => (scope.open = false))))
+    )
+  }
+
+  const transaction = <A>(f: (tx: StorageApi) => Promise<A>): Promise<A> => {
+    if (closed !== undefined) return Promise.reject(closedError(name))
+    if (typeof f !== "function") return Promise.reject(notAFunction(f))
+    return new Promise<A>((resolve, reject) =>
+      enqueue({ run: (backend) => transactionOn(backend, base!, f).then(resolve, reject), fail: reject })
+    )
+  }
+
+  const watches = new Set<WatchIterator<unknown>>()
+  const watch = <T>(selector?: unknown, options?: unknown) => {
+    if (closed !== undefined) return refusedIterator<never>(closedError(name))
+    const iterator = new WatchIterator<T>(run, selector as never, options as never, (ended) => {
+      watches.delete(ended as WatchIterator<unknown>)
+    })
+    watches.add(iterator as WatchIterator<unknown>)
+    return iterator
+  }
+
+  const close = (): Promise<void> => {
+    if (closed !== undefined) return closed
+    for (const iterator of [...watches]) void iterator.return()
+    // Calls made before close() complete, then the pool closes.
+    closed = new Promise<void>((idle) => {
+      whenIdle = idle
+      if (!busy && queue.length === 0) idle()
+    }).then(async () => {
+      ready = undefined
+      await opening?.catch(() => undefined)
+      await runtime?.dispose()
+    })
+    return closed
+  }
+
+  const api = makeApi(run, transaction, watch)
+  const client: StorageClient = {
+    ...api,
+    get,
+    filename: name,
+    close,
+    [Symbol.asyncDispose]: close
+  }
+  return { client, inUse: () => opening !== undefined, run }
+}
