@@ -1,12 +1,18 @@
 // Replaces dist/promise.js (compiled by tsc) with one minified ES module that holds it and all it imports, Effect
-// included, but better-sqlite3. The Promise API is what a desktop app loads at start-up: loading one file instead of
+// included, but better-sqlite3 (and PostgreSQL's chunk, below). The Promise API is what a desktop app loads at start-up: loading one file instead of
 // ~150 modules cuts its start-up by about half (see BENCHMARKS.md, "cold start"). Its types stay tsc's
 // dist/promise.d.ts. The Effect API (dist/index.js) is left as modules, to share the app's own copy of Effect.
 import { build } from "esbuild"
 
+// PostgreSQL is loaded by a client's first call only when it opens a URL: code splitting puts it (with the parts of
+// Effect only it uses) in a chunk of its own, so SQLite apps never load it; node-postgres (CommonJS, with its
+// `require`s of node's modules) stays an external package.
 await build({
   entryPoints: ["dist/promise.js"],
-  outfile: "dist/promise.js",
+  outdir: "dist",
+  entryNames: "[name]",
+  chunkNames: "chunks/[name]-[hash]",
+  splitting: true,
   allowOverwrite: true,
   bundle: true,
   minify: true,
@@ -15,7 +21,7 @@ await build({
   platform: "node",
   format: "esm",
   target: "node20",
-  external: ["better-sqlite3"],
+  external: ["better-sqlite3", "pg", "pg-*"],
   logLevel: "warning"
 })
 
