@@ -17,6 +17,11 @@ export interface PgServer {
   /** Stops the server (it can be started again with `start`). */
   readonly stop: () => Promise<void>
   readonly start: () => Promise<void>
+  /**
+   * Crashes the server: an immediate shutdown (SIGQUIT to the postmaster), which aborts every transaction in flight
+   * without a checkpoint, as a crash does; the next start recovers from the WAL.
+   */
+  readonly crash: () => Promise<void>
   /** Stops the server and removes its data directory. */
   readonly destroy: () => Promise<void>
 }
@@ -81,6 +86,19 @@ export const startPgServer = async (options: { readonly fsync?: boolean } = {}):
     password,
     start,
     stop: () => server.stop(),
+    crash: async () => {
+      const pid = Number(fs.readFileSync(path.join(databaseDir, "postmaster.pid"), "utf8").split("\n")[0])
+      process.kill(pid, "SIGQUIT")
+      for (let waited = 0; waited < 10_000; waited += 20) {
+        try {
+          process.kill(pid, 0)
+        } catch {
+          return
+        }
+        await new Promise((resolve) => setTimeout(resolve, 20))
+      }
+      throw new Error("The test PostgreSQL server did not stop after SIGQUIT")
+    },
     destroy: async () => {
       await server.stop().catch(() => undefined)
       fs.rmSync(parent, { recursive: true, force: true })

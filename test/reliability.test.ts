@@ -3,11 +3,10 @@
  * a real tmpfs that fills up, a real unprivileged user. Each scenario checks that nothing committed is lost, that
  * batches stay all-or-nothing, and that every failure is a coded error.
  */
-import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process"
+import { execFileSync, spawn, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { fileURLToPath } from "node:url"
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import Database from "better-sqlite3"
 import * as Effect from "effect/Effect"
@@ -15,6 +14,7 @@ import * as Layer from "effect/Layer"
 import { afterAll, describe, expect, it } from "vitest"
 import { layerSql, Storage, type StorageError } from "../src/index.js"
 import { open } from "../src/promise.js"
+import { feedAcrossProcesses, fixture, kill, type LogRow, type StoredRow, sleep, startUntil } from "./processes.js"
 import { tempDir } from "./support.js"
 
 const dir = tempDir()
@@ -24,8 +24,6 @@ afterAll(() => {
 })
 let fileCounter = 0
 const freshFile = (): string => path.join(dir, `db-${++fileCounter}`, "storage.db")
-const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url))
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 const integrity = (filename: string): unknown => {
   const db = new Database(filename)
@@ -35,41 +33,6 @@ const integrity = (filename: string): unknown => {
     db.close()
   }
 }
-
-/** Starts a fixture; resolves with the child once `ready(line)` is true for a line of its output. */
-const startUntil = (args: ReadonlyArray<string>, ready: (line: string) => boolean) =>
-  new Promise<{ child: ChildProcess; lines: Array<string> }>((resolve, reject) => {
-    const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] })
-    const lines: Array<string> = []
-    let buffer = ""
-    let stderr = ""
-    let resolved = false
-    child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
-      buffer += chunk
-      const parts = buffer.split("\n")
-      buffer = parts.pop()!
-      for (const line of parts) {
-        lines.push(line)
-        if (!resolved && ready(line)) {
-          resolved = true
-          resolve({ child, lines })
-        }
-      }
-    })
-    child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
-      stderr += chunk
-    })
-    child.on("exit", (code, signal) => {
-      if (!resolved) reject(new Error(`fixture exited (${code ?? signal}) before it was ready: ${stderr}`))
-    })
-  })
-
-const kill = (child: ChildProcess) =>
-  new Promise<void>((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve()
-    child.once("exit", () => resolve())
-    child.kill("SIGKILL")
-  })
 
 describe("crashes", () => {
   it("SIGKILL at random moments during setMany/deleteMany leaves every batch all-or-nothing and the file intact", async () => {
@@ -333,115 +296,22 @@ describe("expiry across processes", () => {
 })
 
 describe("the change feed across processes", () => {
-  interface Printed {
-    readonly type: string
-    readonly key?: string
-    readonly value?: unknown
-    readonly version: string
-  }
-  /** A process that prints lines; `lines` holds every whole line it printed. */
-  const run = (args: ReadonlyArray<string>) => {
-    const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] })
-    const lines: Array<string> = []
-    let buffer = ""
-    let stderr = ""
-    child.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
-      buffer += chunk
-      const parts = buffer.split("\n")
-      buffer = parts.pop()!
-      lines.push(...parts)
-    })
-    child.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
-      stderr += chunk
-    })
-    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
-    return { child, lines, exited, stderr: () => stderr }
-  }
-
   it("four writers (one killed and restarted) and a watcher killed and resumed: the watcher sees the log exactly, and replaying it gives the data", async () => {
     const filename = freshFile()
     const setup = open({ filename })
     await setup.set("created", true, { store: "other" })
     await setup.close()
-    const received: Array<Printed> = []
-    const watch = (since: string) => run([fixture("feed-watcher.mjs"), filename, since])
-    let watcher = watch("0000000000000000")
-    const writer = (id: string, ms: number) => run([fixture("feed-writer.mjs"), filename, id, String(ms)])
-    const writers = ["a", "b", "c", "d"].map((id) => writer(id, 4000))
-    await sleep(1500)
-    // The watcher is killed mid-way and resumed from the last version it printed.
-    await kill(watcher.child)
-    received.push(...watcher.lines.map((line) => JSON.parse(line) as Printed))
-    expect(received.length).toBeGreaterThan(0)
-    watcher = watch(received.at(-1)!.version)
-    // A writer is killed at a random moment and another takes its place.
-    await sleep(Math.random() * 500)
-    await kill(writers[0]!.child)
-    const replacement = writer("e", 1500)
-    for (const { exited, stderr } of [...writers.slice(1), replacement]) expect(await exited, stderr()).toBe(0)
-
-    const db = new Database(filename, { readonly: true })
-    const log = db
-      .prepare(
-        "SELECT version, kind, key, value FROM runtime_storage_changes WHERE store = 'f1' AND kind > 0 ORDER BY seq"
-      )
-      .all() as Array<{ version: number; kind: number; key: string | null; value: string | null }>
-    const stored = db.prepare("SELECT key, value FROM runtime_storage WHERE store = 'f1'").all() as Array<{
-      key: string
-      value: string
-    }>
-    db.close()
-    const last = log.at(-1)!.version.toString(16).padStart(16, "0")
-    for (
-      let waited = 0;
-      (watcher.lines.length === 0 || JSON.parse(watcher.lines.at(-1)!).version !== last) && waited < 20_000;
-      waited += 20
-    ) {
-      await sleep(20)
-    }
-    await kill(watcher.child)
-    received.push(...watcher.lines.map((line) => JSON.parse(line) as Printed))
-
-    // Nothing lost, nothing repeated, nothing reordered: what the watcher printed is the log of "f1", record by record.
-    const types = ["", "set", "remove", "clear"]
-    expect(received.map((change) => [change.version, change.type, change.key ?? null, change.value ?? null])).toEqual(
-      log.map((row) => [
-        row.version.toString(16).padStart(16, "0"),
-        types[row.kind],
-        row.key,
-        row.value === null ? null : JSON.parse(row.value)
-      ])
-    )
-    expect(received.length).toBeGreaterThan(200)
-    // Versions strictly increase from one write to the next; each write's changes come together, and whole: its
-    // set records are all of one write, as many as it made.
-    const groups = new Map<string, Array<Printed>>()
-    let previous = ""
-    for (const change of received) {
-      if (change.version !== previous) {
-        expect(change.version > previous).toBe(true)
-        expect(groups.has(change.version)).toBe(false)
-        groups.set(change.version, [])
-        previous = change.version
-      }
-      groups.get(change.version)!.push(change)
-    }
-    for (const changes of groups.values()) {
-      const sets = changes.filter((change) => change.type === "set" && typeof change.value === "object")
-      const ops = new Set(sets.map((change) => (change.value as { op: string }).op))
-      expect(ops.size).toBeLessThanOrEqual(1)
-      for (const change of sets) expect(sets).toHaveLength((change.value as { n: number }).n)
-    }
-    // Replayed on an empty map, the changes give exactly what is stored.
-    const replayed = new Map<string, unknown>()
-    for (const change of received) {
-      if (change.type === "set") replayed.set(change.key!, change.value)
-      else if (change.type === "remove") replayed.delete(change.key!)
-      else replayed.clear()
-    }
-    expect(Object.fromEntries([...replayed].sort())).toEqual(
-      Object.fromEntries(stored.map((row) => [row.key, JSON.parse(row.value)] as const).sort())
-    )
+    await feedAcrossProcesses(filename, async () => {
+      const db = new Database(filename, { readonly: true })
+      const log = db
+        .prepare(
+          "SELECT version, kind, key, value FROM runtime_storage_changes WHERE store = 'f1' AND kind > 0 ORDER BY seq"
+        )
+        .all() as Array<LogRow>
+      const stored = db.prepare("SELECT key, value FROM runtime_storage WHERE store = 'f1'").all() as Array<StoredRow>
+      db.close()
+      return { log, stored }
+    })
     expect(integrity(filename)).toBe("ok")
   })
 })
