@@ -1,7 +1,13 @@
+import * as SqlClient from "@effect/sql/SqlClient"
+import { PgClient } from "@effect/sql-pg"
+import { SqliteClient } from "@effect/sql-sqlite-node"
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
-import { inject } from "vitest"
-import { Storage } from "../src/index.js"
+import * as Redacted from "effect/Redacted"
+import { describe, expect, inject, it } from "vitest"
+import { layerSql, Storage } from "../src/index.js"
 import { layerPg } from "../src/pg.js"
 import * as storage from "../src/promise.js"
 import { conformance } from "../src/testing/vitest.js"
@@ -34,4 +40,78 @@ const pgClientLayer = (options: Omit<storage.OpenOptions, "url" | "schema"> = {}
 conformance("the Promise API on PostgreSQL (open({ url }))", pgClientLayer(), {
   withHistory: (history) => pgClientLayer({ history }),
   time: systemTime()
+})
+
+describe("layerSql on an app's PgClient", () => {
+  const client = PgClient.layer({ url: Redacted.make(url) })
+
+  it("gives the same Storage, in the schema its options name", async () => {
+    const schema = freshSchema()
+    const program = Effect.gen(function* () {
+      const storage = yield* Storage
+      yield* storage.set("k\u0000ey", { deep: [1, "two"] }, { store: "s" })
+      return yield* storage.entries({ store: "s" })
+    })
+    const entries = await Effect.runPromise(Effect.provide(program, layerSql({ schema }).pipe(Layer.provide(client))))
+    expect(entries).toEqual([{ key: "k\u0000ey", value: { deep: [1, "two"] } }])
+    // The tables are in that schema, and nowhere else.
+    const tables = await Effect.runPromise(
+      Effect.provide(
+        Effect.flatMap(
+          SqlClient.SqlClient,
+          (sql) =>
+            sql<{
+              readonly schema: string
+            }>`SELECT DISTINCT table_schema AS schema FROM information_schema.tables WHERE table_name = 'runtime_storage'`
+        ),
+        client
+      )
+    )
+    expect(tables.map((row) => row.schema)).toContain(schema)
+  })
+
+  it("refuses what the client's dialect cannot take: a schema on SQLite, a bad schema name on PostgreSQL", async () => {
+    const onSqlite = await Effect.runPromiseExit(
+      Layer.build(layerSql({ schema: "x" }).pipe(Layer.provide(SqliteClient.layer({ filename: ":memory:" })))).pipe(
+        Effect.scoped
+      )
+    )
+    expect(onSqlite).toMatchObject({ _tag: "Failure", cause: { error: { code: 9005 } } })
+    for (const schema of ["", "a\u0000b", "x".repeat(64)]) {
+      const exit = await Effect.runPromiseExit(
+        Layer.build(layerSql({ schema }).pipe(Layer.provide(client))).pipe(Effect.scoped)
+      )
+      expect(exit).toMatchObject({ _tag: "Failure", cause: { error: { code: 9005 } } })
+    }
+  })
+
+  it("two instances starting at once on a new schema migrate it once", async () => {
+    const schema = freshSchema()
+    const layers = Array.from({ length: 6 }, () => layerPg({ url, schema }))
+    await Effect.runPromise(
+      Effect.forEach(layers, (layer) => Effect.scoped(Layer.build(layer)), { concurrency: "unbounded" })
+    )
+    const applied = await Effect.runPromise(
+      Effect.provide(
+        Effect.flatMap(SqlClient.SqlClient, (sql) =>
+          sql.unsafe<{ readonly id: number }>(`SELECT migration_id AS id FROM "${schema}".runtime_storage_migrations`)
+        ),
+        client
+      )
+    )
+    expect(applied.map((row) => row.id)).toEqual([1])
+  })
+
+  it("a database whose encoding is not UTF-8 is refused with 9005", async () => {
+    const name = `latin_${process.pid}_${Date.now().toString(36)}`
+    const admin = Effect.flatMap(SqlClient.SqlClient, (sql) =>
+      sql.unsafe(`CREATE DATABASE ${name} TEMPLATE template0 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C'`)
+    )
+    await Effect.runPromise(Effect.provide(admin, client))
+    const latin = new URL(url)
+    latin.pathname = `/${name}`
+    const exit = await Effect.runPromiseExit(Effect.scoped(Layer.build(layerPg({ url: latin.toString() }))))
+    expect(exit).toMatchObject({ _tag: "Failure", cause: { error: { code: 9005 } } })
+    expect(String(Exit.isFailure(exit) ? Cause.squash(exit.cause) : "")).toMatch(/LATIN1, not UTF8/)
+  })
 })
