@@ -16,6 +16,7 @@ import * as v8 from "node:v8"
 import * as vm from "node:vm"
 import { runCli } from "./cli.mjs"
 import { batchesOf, keyAt, makeKeys, makeValues, sameJson, valueAt } from "./data.mjs"
+import { runPg } from "./pg.mjs"
 import { openRawDatabase } from "./raw.mjs"
 import { formatReport } from "./report.mjs"
 import { openSide, SIDES } from "./sides.mjs"
@@ -808,6 +809,8 @@ const main = async () => {
   })
   log(`watch latency across processes (${options.memoryReps} run(s) of ${WATCH_CHANGES} changes per side):`)
   await runWatchLatency()
+  log(`PostgreSQL: the library against node-postgres on an embedded server (${options.reps} repetitions + 1 warm-up):`)
+  await runPg({ options, tmp, record, check, log, rotated, keyAt, valueAt, sameJson })
   const seconds = (performance.now() - started) / 1000
   log(`done in ${seconds.toFixed(1)} s`)
 

