@@ -78,7 +78,8 @@ const released = [
   { version: "v0.2.0", schema: 2 },
   { version: "v0.3.0", schema: 3 },
   { version: "v0.4.0", schema: 4 },
-  { version: "v0.5.0", schema: 4 }
+  { version: "v0.5.0", schema: 4 },
+  { version: "v0.6.0", schema: 4 }
 ] as const
 
 for (const { version, schema } of released) {
