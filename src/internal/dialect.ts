@@ -85,6 +85,12 @@ export interface Dialect {
     version: number,
     expiresAt: number | null
   ) => Statement
+  /**
+   * → first, last: a set or setMany outside a transaction as ONE statement that takes the write lock, writes the rows
+   * and their change records with the next version and wakes other connections' watchers, when the engine can
+   * (`first` is the version, `last` the log's new head); the write is trimmed afterwards if due.
+   */
+  readonly setManyAtOnce?: (store: string, rows: ReadonlyArray<Row>, now: number, expiresAt: number | null) => Statement
   /** → key, value(s) of the given keys that exist */
   readonly selectIn: (store: string, keys: ReadonlyArray<string>, now: number) => Statement
   /** → key, expires_at of the keys removed (expires_at: when they expired, NULL: they would not have) */

@@ -7,18 +7,24 @@
  *   library's order, whatever the collation (validation refuses lone surrogates, so the encoding is exact).
  * - `jsonb` reorders keys, drops duplicates and loses `-0`: values stay the serializer's exact JSON text, in `value`
  *   (`text`; the serializer escapes U+0000), or their bytes in `data` (`bytea`), exactly one of the two.
- * - A sequence is not commit-ordered. Writers take one transaction-scoped advisory lock first, so they commit one at
- *   a time, and a write's records take the seqs after the log's last (read under that lock): seqs, and the versions
- *   made of them, increase in commit order, as SQLite's write lock makes them.
+ * - A sequence is not commit-ordered. The log's last seq lives in a one-row clock table instead, and a write
+ *   advances it: the row's lock orders writers, each waiting for the one before to commit, so seqs, and the versions
+ *   made of them, increase in commit order, as SQLite's write lock makes them. A transaction locks the row first
+ *   (`FOR UPDATE`: the write lock, held to its end), and every statement after it sees what the writers before it
+ *   committed (READ COMMITTED takes a snapshot per statement). A set or setMany outside a transaction is ONE
+ *   statement, one round trip: its `UPDATE` of the clock row waits for the writer before it and then reads the row
+ *   as committed (PostgreSQL re-reads a row it waited for), and its upsert meets the rows as they are committed
+ *   (ON CONFLICT DO UPDATE acts on the latest version of a row). Removals cannot be one statement: a `DELETE` would
+ *   miss a key that a writer it waited for inserted after its snapshot.
  * - Reads that must see one snapshot (the change feed's, `getMany` across statements) run `REPEATABLE READ`.
- * - The lock statement also queues a notification on the schema's channel, delivered when the write commits (and
- *   never when it rolls back): watchers in other processes and on other machines wake on `LISTEN`.
+ * - Every write queues a notification on the schema's channel, delivered when it commits (and never when it rolls
+ *   back): watchers in other processes and on other machines wake on `LISTEN`.
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import { DatabaseError } from "../errors/StorageError.js"
-import type { ChangeRecord, Stored } from "./backend.js"
+import type { ChangeRecord, Row, Stored } from "./backend.js"
 import type { Dialect, Statement, ValueColumns } from "./dialect.js"
 import { openFailure } from "./failure.js"
 import {
@@ -30,6 +36,9 @@ import {
   type MigrationPlan,
   TABLE
 } from "./schema.js"
+
+/** The one-row table of the log's last seq. */
+const CLOCK_TABLE = "runtime_storage_clock"
 
 /** The schema the tables live in unless the options name another. */
 export const DEFAULT_SCHEMA = "public"
@@ -54,9 +63,9 @@ const hash32 = (text: string): number => {
 }
 
 /**
- * The advisory lock keys of a schema: one for its writers, one for its migrations. 64-bit keys, the high half this
- * library's tag ("RSTG", and "RSTM" for migrations), the low half a hash of the schema's name (two schemas whose
- * names collide would only wait for each other).
+ * The advisory lock key of a schema's migrations (before they run there is no table to lock): 64 bits, the high half
+ * this library's tag ("RSTM"), the low half a hash of the schema's name (two schemas whose names collide would only
+ * wait for each other).
  */
 const lockKey = (tag: string, schema: string): string =>
   BigInt.asIntN(64, (BigInt(hash32(tag)) << 32n) | BigInt(hash32(schema))).toString()
@@ -108,7 +117,10 @@ const migrationsOf = (schema: string): ReadonlyArray<Migration> => {
           data bytea
         )`,
         // The origin of the log: nothing before it, the first write takes version 2, as on SQLite.
-        `INSERT INTO ${s}.${CHANGES_TABLE} (seq, version, at, kind) VALUES (1, 0, 0, ${Kind.Origin})`
+        `INSERT INTO ${s}.${CHANGES_TABLE} (seq, version, at, kind) VALUES (1, 0, 0, ${Kind.Origin})`,
+        // The log's last seq: every write advances it, and its row lock is the write lock.
+        `CREATE TABLE ${s}.${CLOCK_TABLE} (id integer PRIMARY KEY CHECK (id = 1), seq bigint NOT NULL)`,
+        `INSERT INTO ${s}.${CLOCK_TABLE} (id, seq) VALUES (1, 1)`
       ]
     }
   ]
@@ -142,11 +154,28 @@ const planOf = (schema: string): MigrationPlan => {
   }
 }
 
+/** The keys, JSON texts and bytes of rows, as three arrays. */
+const rowColumns = (
+  rows: ReadonlyArray<Row>
+): readonly [Array<Buffer>, Array<string | null>, Array<Uint8Array | null>] => {
+  const keys: Array<Buffer> = []
+  const values: Array<string | null> = []
+  const data: Array<Uint8Array | null> = []
+  for (const [key, text] of rows) {
+    const [value, binary] = valueColumns(text)
+    keys.push(bytes(key))
+    values.push(value)
+    data.push(binary)
+  }
+  return [keys, values, data]
+}
+
 /** The PostgreSQL dialect for the tables of one schema. */
 export const pgDialect = (schema: string): Dialect => {
   const s = quote(schema)
   const T = `${s}.${TABLE}`
   const C = `${s}.${CHANGES_TABLE}`
+  const K = `${s}.${CLOCK_TABLE}`
   const LIVE = "(expires_at IS NULL OR expires_at > ?)"
   const SIZE = "COALESCE(SUM(COALESCE(octet_length(value), octet_length(data))), 0)"
   const statement = (text: string, params: ReadonlyArray<unknown>): Statement => ({ text, params })
@@ -158,13 +187,30 @@ export const pgDialect = (schema: string): Dialect => {
     getEntry: numbered(
       `SELECT value, data, created_at, updated_at, version, expires_at FROM ${T} WHERE store = ? AND key = ? AND ${LIVE}`
     ),
-    // The records take the seqs after the log's last, in order (the write lock is held: no one else appends).
-    logChanges: `INSERT INTO ${C} (seq, version, at, kind, store, key, value, data)
-      SELECT h.head + r.n, r.version, r.at, r.kind, r.store, r.key, r.value, r.data
-      FROM (SELECT COALESCE(MAX(seq), 0) AS head FROM ${C}) AS h,
+    // The records take the seqs after the log's last, in order, and the clock moves past them.
+    logChanges: `WITH clock AS (UPDATE ${K} SET seq = seq + $8 WHERE id = 1 RETURNING seq - $8 AS head)
+      INSERT INTO ${C} (seq, version, at, kind, store, key, value, data)
+      SELECT clock.head + r.n, r.version, r.at, r.kind, r.store, r.key, r.value, r.data
+      FROM clock,
         unnest($1::bigint[], $2::bigint[], $3::smallint[], $4::bytea[], $5::bytea[], $6::text[], $7::bytea[])
           WITH ORDINALITY AS r(version, at, kind, store, key, value, data, n)
       RETURNING seq`,
+    // A set or setMany in one statement (see above): the clock first (every other part reads it), then the rows
+    // and their change records, all with the version of the write's first record.
+    setManyAtOnce: `WITH clock AS (UPDATE ${K} SET seq = seq + cardinality($5::bytea[]) WHERE id = 1
+        RETURNING seq - cardinality($5::bytea[]) + 1 AS first, seq AS last),
+      rows AS (
+        INSERT INTO ${T} AS r (store, key, value, data, created_at, updated_at, version, expires_at)
+        SELECT $1, u.key, u.value, u.data, $2, $2, (SELECT first FROM clock), $4
+        FROM unnest($5::bytea[], $6::text[], $7::bytea[]) AS u(key, value, data)
+        ON CONFLICT (store, key) DO UPDATE SET value = excluded.value, data = excluded.data,
+          updated_at = excluded.updated_at, version = excluded.version, expires_at = excluded.expires_at,
+          created_at = CASE WHEN r.expires_at <= excluded.updated_at THEN excluded.created_at ELSE r.created_at END),
+      log AS (
+        INSERT INTO ${C} (seq, version, at, kind, store, key, value, data)
+        SELECT clock.first + u.n - 1, clock.first, $2, ${Kind.Set}, $1, u.key, u.value, u.data
+        FROM clock, unnest($5::bytea[], $6::text[], $7::bytea[]) WITH ORDINALITY AS u(key, value, data, n))
+      SELECT first, last, pg_notify($3, '1') FROM clock`,
     changes: (byStore: boolean) =>
       numbered(
         `SELECT seq, version, kind, store, key, value, data FROM ${C} WHERE seq > ? AND seq <= ? AND version > ?${byStore ? " AND store = ?" : ""} AND kind > ${Kind.Origin} ORDER BY seq LIMIT ?`
@@ -209,19 +255,18 @@ export const pgDialect = (schema: string): Dialect => {
     }
     return text
   }
-  const writeLock = lockKey("RSTG", schema)
   const channel = channelOf(schema)
   return {
     engine: "pg",
     migrations: planOf(schema),
-    lock: statement("SELECT pg_advisory_xact_lock($1::bigint), pg_notify($2, '1')", [writeLock, channel]),
+    lock: statement(`SELECT seq, pg_notify($1, '1') FROM ${K} WHERE id = 1 FOR UPDATE`, [channel]),
     snapshot: statement("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ", []),
     get: (store, key, now) => statement(sql.get, [bytes(store), bytes(key), now]),
     has: (store, key, now) => statement(sql.has, [bytes(store), bytes(key), now]),
     anyKey: (store) => statement(sql.anyKey, [bytes(store)]),
     versionOf: (store, key, now) => statement(sql.versionOf, [bytes(store), bytes(key), now]),
     getEntry: (store, key, now) => statement(sql.getEntry, [bytes(store), bytes(key), now]),
-    nextVersion: statement(`SELECT COALESCE(MAX(seq), 0) + 1 AS version FROM ${C}`, []),
+    nextVersion: statement(`SELECT seq + 1 AS version FROM ${K} WHERE id = 1`, []),
     logChanges: (records: ReadonlyArray<ChangeRecord>) => {
       const columns: Array<Array<unknown>> = [[], [], [], [], [], [], []]
       for (const [version, at, kind, store, key, text] of records) {
@@ -234,7 +279,7 @@ export const pgDialect = (schema: string): Dialect => {
         columns[5]!.push(value)
         columns[6]!.push(data)
       }
-      return statement(sql.logChanges, columns)
+      return statement(sql.logChanges, [...columns, records.length])
     },
     head: statement(`SELECT COALESCE(MAX(seq), 0) AS head FROM ${C}`, []),
     origin: statement(`SELECT seq, version FROM ${C} ORDER BY seq LIMIT 1`, []),
@@ -265,18 +310,10 @@ export const pgDialect = (schema: string): Dialect => {
     size: (store, now) => statement(sql.size, [bytes(store), now]),
     stores: (now) => statement(sql.stores, [now]),
     clear: (store) => statement(`DELETE FROM ${T} WHERE store = $1`, [bytes(store)]),
-    upsert: (store, rows, now, version, expiresAt) => {
-      const keys: Array<Buffer> = []
-      const values: Array<string | null> = []
-      const data: Array<Uint8Array | null> = []
-      for (const [key, text] of rows) {
-        const [value, binary] = valueColumns(text)
-        keys.push(bytes(key))
-        values.push(value)
-        data.push(binary)
-      }
-      return statement(sql.upsert, [bytes(store), now, version, expiresAt, keys, values, data])
-    },
+    upsert: (store, rows, now, version, expiresAt) =>
+      statement(sql.upsert, [bytes(store), now, version, expiresAt, ...rowColumns(rows)]),
+    setManyAtOnce: (store, rows, now, expiresAt) =>
+      statement(sql.setManyAtOnce, [bytes(store), now, channel, expiresAt, ...rowColumns(rows)]),
     selectIn: (store, keys, now) => statement(sql.selectIn, [bytes(store), now, keys.map(bytes)]),
     deleteIn: (store, keys) => statement(sql.deleteIn, [bytes(store), keys.map(bytes)]),
     nextExpiry: statement(`SELECT expires_at FROM ${T} WHERE expires_at IS NOT NULL ORDER BY expires_at LIMIT 1`, []),

@@ -168,15 +168,19 @@ const makePrimitives = (
               last = Math.max(last, Number(row.seq))
             }
           }
-          if (!dueForTrim(history, last - records.length + 1, last)) return
-          const [origin] = yield* readOrigin
-          const cut = trimCandidate(history, origin, last)
-          if (cut === undefined) return
-          const at = (yield* run<{ readonly at: number | bigint | string }>(d.recordAt(cut)))[0]?.at
-          if (!oldEnough(history, at === undefined ? undefined : Number(at), records[0]![1])) return
-          yield* run(d.trimBefore(cut))
-          yield* run(d.makeOrigin(cut))
+          if (dueForTrim(history, last - records.length + 1, last)) yield* trim(last, records[0]![1])
         })
+  /** Trims the log (holding the write lock) when its head is `last` and the time is `now`, as far as it may. */
+  const trim = (last: number, now: number): Effect.Effect<void, SqlError> =>
+    Effect.gen(function* () {
+      const [origin] = yield* readOrigin
+      const cut = trimCandidate(history, origin, last)
+      if (cut === undefined) return
+      const at = (yield* run<{ readonly at: number | bigint | string }>(d.recordAt(cut)))[0]?.at
+      if (!oldEnough(history, at === undefined ? undefined : Number(at), now)) return
+      yield* run(d.trimBefore(cut))
+      yield* run(d.makeOrigin(cut))
+    })
   /**
    * Removes keys (holding the write lock) and gives the records of the removal of those that existed (as expiries
    * for those that had expired), with the version given or else the next one, and how many existed and had not
@@ -198,6 +202,31 @@ const makePrimitives = (
       })
       return [records, live] as const
     })
+  /** A setMany in a transaction of its own (or in the one open): the write lock, the rows, their records. */
+  const setManyInTransaction = (
+    store: string,
+    rows: ReadonlyArray<Row>,
+    now: number,
+    expiresAt: number | null
+  ): Effect.Effect<number, SqlError> =>
+    writing(
+      Effect.gen(function* () {
+        const version = yield* nextVersion
+        for (const chunk of chunks(rows)) yield* run(d.upsert(store, chunk, now, version, expiresAt))
+        yield* record(rows.map(([key, text]): ChangeRecord => [version, now, Kind.Set, store, key, text]))
+        return version
+      })
+    )
+  /** A setMany as the engine's one statement; then, when the log is due for it, a trim in a transaction of its own. */
+  const setManyAtOnce = (statement: Statement, now: number): Effect.Effect<number, SqlError> =>
+    Effect.flatMap(
+      run<{ readonly first: number | bigint | string; readonly last: number | bigint | string }>(statement),
+      (rows) => {
+        const first = Number(rows[0]!.first)
+        const last = Number(rows[0]!.last)
+        return dueForTrim(history, first, last) ? Effect.as(writing(trim(last, now)), first) : Effect.succeed(first)
+      }
+    )
   // Reads of the feed: each in one transaction, one snapshot.
   const changesOf = (after: number, since: number, store: string | undefined, limit: number) =>
     Effect.gen(function* () {
@@ -307,13 +336,10 @@ const makePrimitives = (
         read("stores", undefined)
       ),
     setMany: (store, rows, now, expiresAt) =>
-      writing(
-        Effect.gen(function* () {
-          const version = yield* nextVersion
-          for (const chunk of chunks(rows)) yield* run(d.upsert(store, chunk, now, version, expiresAt))
-          yield* record(rows.map(([key, text]): ChangeRecord => [version, now, Kind.Set, store, key, text]))
-          return version
-        })
+      Effect.flatMap(FiberRef.get(sharedVersion), (shared) =>
+        shared === undefined && d.setManyAtOnce !== undefined
+          ? setManyAtOnce(d.setManyAtOnce(store, rows, now, expiresAt), now)
+          : setManyInTransaction(store, rows, now, expiresAt)
       ).pipe(write(rows.length === 1 ? "set" : "setMany", store)),
     deleteMany: (store, keys, now) =>
       writing(
