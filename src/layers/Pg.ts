@@ -3,12 +3,15 @@
  *
  * @since 0.6.0
  */
+
+import { SqlError } from "@effect/sql/SqlError"
 import { PgClient } from "@effect/sql-pg"
-import type * as Duration from "effect/Duration"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
+import pg from "pg"
 import { DatabaseError } from "../errors/StorageError.js"
 import { openFailure } from "../internal/failure.js"
 import type { HistoryOptions } from "../internal/feed.js"
@@ -85,17 +88,42 @@ export const pgBackend = (options: PgOptions): Effect.Effect<EffectBackend, Data
     const url = redacted(options.url)
     yield* checkUrl(url)
     const server = describeServer(options)
+    const password = redacted(options.password)
+    const connectTimeout = options.connectTimeout === undefined ? 5000 : Duration.toMillis(options.connectTimeout)
+    // The pool is made here rather than by PgClient.layer for one option: idle connections must not keep the
+    // process alive (allowExitOnIdle), as nothing of this library does; a script that writes and ends, ends.
     const client = yield* Layer.build(
-      PgClient.layer({
-        url,
-        host: options.host,
-        port: options.port,
-        database: options.database,
-        username: options.username,
-        password: redacted(options.password),
-        ssl: options.ssl as PgClient.PgClientConfig["ssl"],
-        maxConnections: options.maxConnections,
-        connectTimeout: options.connectTimeout,
+      PgClient.layerFromPool({
+        acquire: Effect.acquireRelease(
+          Effect.tryPromise({
+            try: async () => {
+              const pool = new pg.Pool({
+                connectionString: url === undefined ? undefined : Redacted.value(url),
+                host: options.host,
+                port: options.port,
+                database: options.database,
+                user: options.username,
+                password: password === undefined ? undefined : Redacted.value(password),
+                ssl: options.ssl as pg.PoolConfig["ssl"],
+                max: options.maxConnections ?? 10,
+                connectionTimeoutMillis: connectTimeout,
+                application_name: "runtime-storage",
+                allowExitOnIdle: true
+              })
+              // A connection that fails while idle leaves the pool; the next call opens another.
+              pool.on("error", () => undefined)
+              try {
+                await pool.query("SELECT 1")
+              } catch (cause) {
+                await pool.end().catch(() => undefined)
+                throw cause
+              }
+              return pool
+            },
+            catch: (cause) => new SqlError({ cause, message: "Failed to connect" })
+          }),
+          (pool) => Effect.promise(() => pool.end()).pipe(Effect.timeoutOption(1000))
+        ),
         applicationName: "runtime-storage"
       })
     ).pipe(Effect.mapError((cause) => openFailure(`Could not connect to ${server}`, undefined, cause)))
