@@ -2,7 +2,11 @@
 // included, but better-sqlite3 (and PostgreSQL's chunk, below). The Promise API is what a desktop app loads at start-up: loading one file instead of
 // ~150 modules cuts its start-up by about half (see BENCHMARKS.md, "cold start"). Its types stay tsc's
 // dist/promise.d.ts. The Effect API (dist/index.js) is left as modules, to share the app's own copy of Effect.
+import * as fs from "node:fs"
 import { build } from "esbuild"
+
+// Chunk names carry a hash: the chunks of an earlier build would pile up beside the new ones.
+fs.rmSync("dist/chunks", { recursive: true, force: true })
 
 // PostgreSQL is loaded by a client's first call only when it opens a URL: code splitting puts it (with the parts of
 // Effect only it uses) in a chunk of its own, so SQLite apps never load it; node-postgres (CommonJS, with its

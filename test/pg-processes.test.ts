@@ -74,6 +74,22 @@ describe("several processes on one server", () => {
   })
 })
 
+describe("a process on PostgreSQL", () => {
+  it("that wrote through the default instance and has nothing left to do exits, without close()", async () => {
+    // Idle pool connections must not keep it alive (node-postgres's idle timeout is 10 s).
+    const script = `
+      import { configure, get, set } from ${JSON.stringify(new URL("../dist/promise.js", import.meta.url).href)}
+      configure({ url: ${JSON.stringify(url)}, schema: ${JSON.stringify(freshSchema())} })
+      await set("k", { written: true })
+      process.stdout.write(JSON.stringify(await get("k")) + "\\n")`
+    const child = run(["--input-type=module", "-e", script])
+    const exited = await Promise.race([child.exited, sleep(8000).then(() => "still running")])
+    await kill(child.child)
+    expect(exited, child.stderr()).toBe(0)
+    expect(child.lines).toEqual(['{"written":true}'])
+  })
+})
+
 describe("a server that stops and crashes", () => {
   let server: PgServer
   beforeAll(async () => {

@@ -13,9 +13,11 @@ import Database from "better-sqlite3"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import { describe, expect, it } from "vitest"
+import pg from "pg"
+import { describe, expect, inject, it } from "vitest"
 import { layerSql, layerSqlite, Storage } from "../src/index.js"
 import { migrations } from "../src/internal/schema.js"
+import { layerPg } from "../src/pg.js"
 import { open } from "../src/promise.js"
 import { tempDir } from "./support.js"
 
@@ -294,3 +296,66 @@ describe("upgrading schema 1 to 2", () => {
     expect(digestOf(upgraded.rows)).toBe(digestOf(before.rows))
   })
 })
+
+/** The PostgreSQL schema written by every released version since PostgreSQL arrived (0.6.0), as plain SQL. */
+const releasedPg = ["v0.6.0"] as const
+
+for (const version of releasedPg) {
+  describe(`the PostgreSQL schema written by ${version}`, () => {
+    it("opens with layerPg: every value, key and timestamp kept, the expiry too, and later writes get greater versions", async () => {
+      // A database of its own, so the dump's schema name is free.
+      const server = inject("pgUrl")
+      const name = `upgrade_${version.replaceAll(".", "_")}_${process.pid}`
+      const admin = new pg.Client(server)
+      await admin.connect()
+      await admin.query(`DROP DATABASE IF EXISTS ${name}`)
+      await admin.query(`CREATE DATABASE ${name}`)
+      await admin.end()
+      const url = new URL(server)
+      url.pathname = `/${name}`
+      const loader = new pg.Client(url.toString())
+      await loader.connect()
+      await loader.query(fs.readFileSync(fixture(`${version}/pg.sql`), "utf8"))
+      const stored = (
+        await loader.query(
+          "SELECT created_at, updated_at FROM release_fixture.runtime_storage WHERE key = convert_to('counter', 'UTF8')"
+        )
+      ).rows[0] as { created_at: string; updated_at: string }
+      await loader.end()
+      const read = await Effect.runPromise(
+        Effect.scoped(
+          Effect.gen(function* () {
+            const storage = yield* Storage
+            const before = {
+              theme: yield* storage.get("theme", { store: "settings" }),
+              zero: yield* storage.get("negative-zero"),
+              text: yield* storage.get("text"),
+              drafts: yield* storage.count({ store: "notes", prefix: "draft:" }),
+              odd: yield* storage.keys({ store: "odd keys" }),
+              counter: yield* storage.getEntry("counter"),
+              session: yield* storage.getEntry("session", { store: "cache" }),
+              stores: (yield* storage.stores()).map((row) => row.store)
+            }
+            yield* storage.set("after", 1)
+            return { ...before, after: yield* storage.getEntry("after") }
+          }).pipe(Effect.provide(layerPg({ url: url.toString(), schema: "release_fixture" })))
+        )
+      )
+      expect(read.theme).toEqual(Option.some("dark"))
+      expect(Object.is(Option.getOrThrow(read.zero), -0)).toBe(true)
+      expect(read.text).toEqual(Option.some('héllo 😀 \u0000 \n "quoted"'))
+      expect(read.drafts).toBe(50)
+      expect(read.odd).toEqual(["a\u0000b", "é", "\uFFFF", "😀"])
+      expect(read.stores).toEqual(["cache", "default", "notes", "odd keys", "settings"])
+      const counter = Option.getOrThrow(read.counter)
+      expect(counter).toMatchObject({
+        value: 2,
+        createdAt: Number(stored.created_at),
+        updatedAt: Number(stored.updated_at)
+      })
+      expect(counter.updatedAt).toBeGreaterThan(counter.createdAt)
+      expect(Option.getOrThrow(read.session).expiresAt).toBeGreaterThan(Date.now() + 9 * 365 * 24 * 60 * 60 * 1000)
+      expect(Option.getOrThrow(read.after).version > counter.version).toBe(true)
+    })
+  })
+}
