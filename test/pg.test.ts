@@ -115,3 +115,44 @@ describe("layerSql on an app's PgClient", () => {
     expect(String(Exit.isFailure(exit) ? Cause.squash(exit.cause) : "")).toMatch(/LATIN1, not UTF8/)
   })
 })
+
+describe("the Promise client on PostgreSQL", () => {
+  it("takes calls in the order they are made: gets made after a write, in the same tick, see it", async () => {
+    const client = storage.open({ url, schema: freshSchema() })
+    try {
+      await client.set("k", 1)
+      const results = await Promise.all([
+        client.get("k"),
+        client.get("k"),
+        client.set("k", 2),
+        client.get("k"),
+        client.remove("k"),
+        client.get("k"),
+        client.get("other")
+      ])
+      expect(results).toEqual([1, 1, undefined, 2, true, null, null])
+      // Gets queued behind a write are answered together, each with a value of its own.
+      const [, ...values] = await Promise.all([
+        client.set("v", { n: 1 }),
+        ...Array.from({ length: 20 }, () => client.get<{ n: number }>("v"))
+      ])
+      expect(values).toEqual(Array.from({ length: 20 }, () => ({ n: 1 })))
+      expect(new Set(values).size).toBe(20)
+    } finally {
+      await client.close()
+    }
+  })
+
+  it("fails the calls waiting for a server it cannot reach with 9005, and tries again on the next call", async () => {
+    const down = new URL(url)
+    down.port = "1"
+    const client = storage.open({ url: down.toString(), schema: freshSchema() })
+    const settled = await Promise.allSettled([client.get("a"), client.set("b", 1), client.keys()])
+    for (const result of settled) {
+      expect(result.status).toBe("rejected")
+      expect((result as PromiseRejectedResult).reason).toMatchObject({ code: 9005 })
+    }
+    await expect(client.get("a")).rejects.toMatchObject({ code: 9005 })
+    await client.close()
+  })
+})

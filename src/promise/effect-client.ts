@@ -86,7 +86,7 @@ export const openEffectClient = (
   let ready: EffectBackend | undefined
   let base: Runtime.Runtime<never> | undefined
   let closed: Promise<void> | undefined
-  const queue: Array<Job> = []
+  let queue: Array<Job> = []
   let busy = false
   let whenIdle: (() => void) | undefined
   /** The gets waiting at the end of the queue, answered together (undefined once their turn has come). */
@@ -116,20 +116,34 @@ export const openEffectClient = (
     if (busy) return
     busy = true
     while (queue.length > 0) {
-      const job = queue.shift()!
       let backend: EffectBackend
       try {
         backend = ready ?? (await connect())
       } catch (error) {
-        job.fail(error)
+        // A failed open fails every call waiting for it; the next call tries again.
+        const failed = queue
+        queue = []
+        gets = undefined
+        for (const job of failed) job.fail(error)
         continue
       }
-      await job.run(backend)
+      const job = queue.shift()!
+      try {
+        await job.run(backend)
+      } catch (error) {
+        // A job settles its own promise; whatever escapes it must not stop the calls after it.
+        job.fail(error)
+      }
     }
     busy = false
     whenIdle?.()
   }
-  const enqueue = (job: Job): void => {
+  /**
+   * Queues a call. Gets made after it wait for it: only a batch of gets at the end of the queue (`batch`, this job
+   * itself) takes in later gets, so a get never jumps over another call.
+   */
+  const enqueue = (job: Job, batch?: Array<PendingGet>): void => {
+    gets = batch
     queue.push(job)
     void pump()
   }
@@ -216,17 +230,19 @@ export const openEffectClient = (
         return
       }
       const batch: Array<PendingGet> = [pending]
-      gets = batch
-      enqueue({
-        run: (backend) => {
-          if (gets === batch) gets = undefined
-          return answer(batch, backend)
+      enqueue(
+        {
+          run: (backend) => {
+            if (gets === batch) gets = undefined
+            return answer(batch, backend)
+          },
+          fail: (error) => {
+            if (gets === batch) gets = undefined
+            for (const waiting of batch) waiting.reject(error)
+          }
         },
-        fail: (error) => {
-          if (gets === batch) gets = undefined
-          for (const waiting of batch) waiting.reject(error)
-        }
-      })
+        batch
+      )
     })
   }
 
