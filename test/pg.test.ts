@@ -1,4 +1,5 @@
 import * as SqlClient from "@effect/sql/SqlClient"
+import { SqlError } from "@effect/sql/SqlError"
 import { PgClient } from "@effect/sql-pg"
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import * as Cause from "effect/Cause"
@@ -6,8 +7,10 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
+import pg from "pg"
 import { describe, expect, inject, it } from "vitest"
-import { layerSql, Storage } from "../src/index.js"
+import { layerSql, ReadFailedError, Storage, WriteFailedError } from "../src/index.js"
+import { readFailure, writeFailure } from "../src/internal/failure.js"
 import { layerPg } from "../src/pg.js"
 import * as storage from "../src/promise.js"
 import { conformance } from "../src/testing/vitest.js"
@@ -154,5 +157,41 @@ describe("the Promise client on PostgreSQL", () => {
     }
     await expect(client.get("a")).rejects.toMatchObject({ code: 9005 })
     await client.close()
+  })
+})
+
+describe("PostgreSQL's failures as the library's errors", () => {
+  it("a serialization failure is WriteFailed (9002) with SQLSTATE 40001; a cancelled read ReadFailed (9003) with 57014", async () => {
+    const [a, b] = [new pg.Client(url), new pg.Client(url)]
+    await Promise.all([a.connect(), b.connect()])
+    const table = `serial_${process.pid}_${Date.now().toString(36)}`
+    try {
+      await a.query(`CREATE TABLE ${table} (id integer PRIMARY KEY, n integer)`)
+      await a.query(`INSERT INTO ${table} VALUES (1, 0)`)
+      await a.query("BEGIN ISOLATION LEVEL REPEATABLE READ")
+      await a.query(`SELECT n FROM ${table}`)
+      await b.query(`UPDATE ${table} SET n = 1`)
+      const serialization = await a.query(`UPDATE ${table} SET n = 2`).then(
+        () => undefined,
+        (error: unknown) => error
+      )
+      await a.query("ROLLBACK")
+      const written = writeFailure("set", "s", new SqlError({ cause: serialization }))
+      expect(written).toBeInstanceOf(WriteFailedError)
+      expect(written).toMatchObject({ code: 9002, sqlState: "40001", store: "s" })
+      expect(written.message).toMatch(/could not serialize.*\(SQLSTATE 40001\)$/)
+
+      await b.query("SET statement_timeout = 1")
+      const cancelled = await b.query("SELECT pg_sleep(1)").then(
+        () => undefined,
+        (error: unknown) => error
+      )
+      const read = readFailure("get", "s", new SqlError({ cause: cancelled }))
+      expect(read).toBeInstanceOf(ReadFailedError)
+      expect(read).toMatchObject({ code: 9003, sqlState: "57014" })
+    } finally {
+      await a.query(`DROP TABLE IF EXISTS ${table}`)
+      await Promise.all([a.end(), b.end()])
+    }
   })
 })
