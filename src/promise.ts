@@ -24,7 +24,7 @@ import { describeServer } from "./internal/pg.js"
 import { checkKey, resolveStore } from "./internal/validate.js"
 import { type Durability, makeSqlitePrimitives } from "./layers/Sqlite.js"
 import { defaultDatabasePath, resolveDefaultFilename } from "./location.js"
-import { closedError, makeApi, notAFunction, refusedIterator, toError } from "./promise/api.js"
+import { answerFromMany, closedError, makeApi, notAFunction, refusedIterator, toError } from "./promise/api.js"
 import { openEffectClient } from "./promise/effect-client.js"
 import { listen, type OnChangeOptions, WatchIterator } from "./promise/watch.js"
 import {
@@ -354,15 +354,7 @@ const makeReadBatcher = (filename: string, connection: () => Primitives | undefi
         alone.push(...group)
         continue
       }
-      const answered = new Set<unknown>()
-      for (const pending of group) {
-        if (answered.has(pending.key)) {
-          alone.push(pending)
-          continue
-        }
-        answered.add(pending.key)
-        pending.resolve(values.get(pending.key as string) ?? null)
-      }
+      alone.push(...answerFromMany(group, values))
     }
     for (const pending of alone) one(primitives, pending)
   }

@@ -14,7 +14,7 @@ import { isStorageError, Storage, type StorageError } from "../src/index.js"
 import { layerPg } from "../src/pg.js"
 import { open } from "../src/promise.js"
 import { type PgServer, startPgServer } from "./pg-server.js"
-import { feedAcrossProcesses, fixture, kill, run, sleep, startUntil } from "./processes.js"
+import { countersAcrossProcesses, feedAcrossProcesses, fixture, kill, run, sleep, startUntil } from "./processes.js"
 
 const url = inject("pgUrl")
 let schemas = 0
@@ -35,23 +35,7 @@ const query = async <A>(server: string, text: string, params: ReadonlyArray<unkn
 describe("several processes on one server", () => {
   it("four processes incrementing counters (update, atomic check-and-set) and writing keys lose nothing", async () => {
     const schema = freshSchema()
-    const PROCESSES = 4
-    const COUNT = 100
-    const results = await Promise.all(
-      Array.from({ length: PROCESSES }, async (_, id) => {
-        const child = run([fixture("counter.mjs"), targetOf({ url, schema }), String(id), String(COUNT)])
-        expect(await child.exited, child.stderr()).toBe(0)
-        return JSON.parse(child.lines.join("")) as { failures: Array<string>; stale: number }
-      })
-    )
-    for (const { failures } of results) expect(failures).toEqual([])
-    const client = open({ url, schema })
-    expect(await client.get("counter")).toBe(PROCESSES * COUNT)
-    expect(await client.get("cas-counter")).toBe(PROCESSES * COUNT)
-    const keys = await client.keys()
-    expect(keys.filter((key) => key.startsWith("p"))).toHaveLength(PROCESSES * COUNT)
-    expect(keys.filter((key) => key.startsWith("batch:"))).toHaveLength(PROCESSES * (COUNT / 10) * 2)
-    await client.close()
+    await countersAcrossProcesses(targetOf({ url, schema }), 100, () => open({ url, schema }))
   })
 
   it("four writers (one killed and restarted) and a watcher killed and resumed: the watcher sees the log exactly, and replaying it gives the data", async () => {

@@ -5,6 +5,7 @@
 import { type ChildProcess, spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
 import { expect } from "vitest"
+import type { StorageClient } from "../src/promise.js"
 
 export const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url))
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -61,6 +62,34 @@ export const run = (args: ReadonlyArray<string>) => {
   })
   const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
   return { child, lines, exited, stderr: () => stderr }
+}
+
+/**
+ * Four processes (counter.mjs) each increment a counter with update() and another with atomic() check-and-set
+ * retried until it commits, `count` times, and write keys of their own: none of their calls may fail, and nothing
+ * may be lost (read with the client `open` gives).
+ */
+export const countersAcrossProcesses = async (
+  target: string,
+  count: number,
+  open: () => StorageClient
+): Promise<void> => {
+  const PROCESSES = 4
+  const results = await Promise.all(
+    Array.from({ length: PROCESSES }, async (_, id) => {
+      const child = run([fixture("counter.mjs"), target, String(id), String(count)])
+      expect(await child.exited, child.stderr()).toBe(0)
+      return JSON.parse(child.lines.join("")) as { failures: Array<string>; stale: number }
+    })
+  )
+  for (const { failures } of results) expect(failures).toEqual([])
+  const client = open()
+  expect(await client.get("counter")).toBe(PROCESSES * count)
+  expect(await client.get("cas-counter")).toBe(PROCESSES * count)
+  const keys = await client.keys()
+  expect(keys.filter((key) => key.startsWith("p"))).toHaveLength(PROCESSES * count)
+  expect(keys.filter((key) => key.startsWith("batch:"))).toHaveLength(PROCESSES * (count / 10) * 2)
+  await client.close()
 }
 
 /** A change as feed-watcher.mjs prints it. */

@@ -3,7 +3,7 @@
  * a real tmpfs that fills up, a real unprivileged user. Each scenario checks that nothing committed is lost, that
  * batches stay all-or-nothing, and that every failure is a coded error.
  */
-import { execFileSync, spawn, spawnSync } from "node:child_process"
+import { execFileSync, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -14,7 +14,16 @@ import * as Layer from "effect/Layer"
 import { afterAll, describe, expect, it } from "vitest"
 import { layerSql, Storage, type StorageError } from "../src/index.js"
 import { open } from "../src/promise.js"
-import { feedAcrossProcesses, fixture, kill, type LogRow, type StoredRow, sleep, startUntil } from "./processes.js"
+import {
+  countersAcrossProcesses,
+  feedAcrossProcesses,
+  fixture,
+  kill,
+  type LogRow,
+  type StoredRow,
+  sleep,
+  startUntil
+} from "./processes.js"
 import { tempDir } from "./support.js"
 
 const dir = tempDir()
@@ -138,34 +147,7 @@ describe("crashes", () => {
 describe("several processes", () => {
   it("four processes incrementing counters (update, atomic check-and-set) and writing keys lose nothing, no SQLITE_BUSY", async () => {
     const filename = freshFile()
-    const PROCESSES = 4
-    const COUNT = 150
-    const results = await Promise.all(
-      Array.from(
-        { length: PROCESSES },
-        (_, id) =>
-          new Promise<{ failures: Array<string>; stale: number }>((resolve, reject) => {
-            const child = spawn(process.execPath, [fixture("counter.mjs"), filename, String(id), String(COUNT)])
-            let out = ""
-            let err = ""
-            child.stdout.on("data", (chunk) => {
-              out += chunk
-            })
-            child.stderr.on("data", (chunk) => {
-              err += chunk
-            })
-            child.on("exit", (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(err))))
-          })
-      )
-    )
-    for (const { failures } of results) expect(failures).toEqual([])
-    const client = open({ filename })
-    expect(await client.get("counter")).toBe(PROCESSES * COUNT)
-    expect(await client.get("cas-counter")).toBe(PROCESSES * COUNT)
-    const keys = await client.keys()
-    expect(keys.filter((key) => key.startsWith("p"))).toHaveLength(PROCESSES * COUNT)
-    expect(keys.filter((key) => key.startsWith("batch:"))).toHaveLength(PROCESSES * (COUNT / 10) * 2)
-    await client.close()
+    await countersAcrossProcesses(filename, 150, () => open({ filename }))
     expect(integrity(filename)).toBe("ok")
   })
 

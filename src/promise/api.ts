@@ -199,3 +199,25 @@ export const makeApi = (
   update: <T>(key: string, f: (current: T) => T, options?: UpdateOptions<T>) =>
     run(() => begin("update", key, f as (current: Json) => unknown, options) as Begun<T>)
 })
+
+/**
+ * Answers the gets of one store from the values one `getMany` read for them. A key asked more than once is answered
+ * from the values once; the gets that asked it again are returned, to be answered on their own (each caller gets a
+ * value of its own, never one it shares with another).
+ */
+export const answerFromMany = <P extends { readonly key: unknown; readonly resolve: (value: Json | null) => void }>(
+  group: ReadonlyArray<P>,
+  values: ReadonlyMap<string, Json>
+): Array<P> => {
+  const again: Array<P> = []
+  const answered = new Set<unknown>()
+  for (const pending of group) {
+    if (answered.has(pending.key)) {
+      again.push(pending)
+      continue
+    }
+    answered.add(pending.key)
+    pending.resolve(values.get(pending.key as string) ?? null)
+  }
+  return again
+}

@@ -26,7 +26,7 @@ import {
   transactionEnded,
   watchInTransaction
 } from "../services/Storage.js"
-import { closedError, makeApi, notAFunction, refusedIterator, toError } from "./api.js"
+import { answerFromMany, closedError, makeApi, notAFunction, refusedIterator, toError } from "./api.js"
 import { WatchIterator } from "./watch.js"
 
 class Backend extends Context.Tag("runtime-storage/promise/EffectBackend")<Backend, EffectBackend>() {}
@@ -199,16 +199,7 @@ export const openEffectClient = (
         alone.push(...group)
         continue
       }
-      // A key asked twice: each caller gets a value of its own.
-      const answered = new Set<string>()
-      for (const pending of group) {
-        if (answered.has(pending.key)) {
-          alone.push(pending)
-          continue
-        }
-        answered.add(pending.key)
-        pending.resolve(values.get(pending.key) ?? null)
-      }
+      alone.push(...answerFromMany(group, values))
     }
     for (const pending of alone) await one(pending)
   }
