@@ -6,7 +6,9 @@ import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import * as Stream from "effect/Stream"
 import pg from "pg"
 import { describe, expect, inject, it } from "vitest"
 import { layerSql, ReadFailedError, Storage, WriteFailedError } from "../src/index.js"
@@ -193,5 +195,53 @@ describe("PostgreSQL's failures as the library's errors", () => {
       await a.query(`DROP TABLE IF EXISTS ${table}`)
       await Promise.all([a.end(), b.end()])
     }
+  })
+})
+
+describe("one-statement sets under contention", () => {
+  it("concurrent sets and removes of the same keys on a pool: each key's stored version and value are its last change's", async () => {
+    const schema = freshSchema()
+    const keys = ["a", "b", "c", "d", "e"]
+    const result = await Effect.runPromise(
+      Effect.scoped(
+        Effect.gen(function* () {
+          const storage = yield* Storage
+          yield* Effect.forEach(
+            Array.from({ length: 300 }, (_, i) => i),
+            (i) =>
+              i % 7 === 0
+                ? storage.remove(keys[i % keys.length]!)
+                : i % 5 === 0
+                  ? storage.setMany(keys.map((key) => [key, { i, key }] as const))
+                  : storage.set(keys[i % keys.length]!, { i }),
+            { concurrency: 20 }
+          )
+          const entries = yield* Effect.forEach(keys, (key) => storage.getEntry(key))
+          // A last write marks the end of the log; the log from its start up to it, replayed, gives each key's last
+          // change.
+          yield* storage.set("end", true)
+          const end = Option.getOrThrow(yield* storage.getEntry("end")).version
+          const changes = yield* storage.watch({}, { since: "0000000000000000" }).pipe(
+            Stream.takeUntil((change) => change.version === end),
+            Stream.runCollect
+          )
+          return { entries, changes: [...changes] }
+        }).pipe(Effect.provide(layerPg({ url, schema, maxConnections: 10 })))
+      )
+    )
+    const last = new Map<string, { version: string; value: unknown }>()
+    for (const change of result.changes) {
+      if (change.type === "set") last.set(change.key, { version: change.version, value: change.value })
+      else if (change.type === "remove") last.delete(change.key)
+    }
+    keys.forEach((key, index) => {
+      const entry = result.entries[index]!
+      const expected = last.get(key)
+      if (expected === undefined) expect(Option.isNone(entry)).toBe(true)
+      else expect(Option.getOrThrow(entry)).toMatchObject({ key, version: expected.version, value: expected.value })
+    })
+    // Versions increase along the log.
+    const versions = result.changes.map((change) => change.version)
+    expect([...versions].sort()).toEqual(versions)
   })
 })
