@@ -5,4 +5,4 @@
  *
  * @since 0.6.0
  */
-export { layerPg, type PgOptions } from "./layers/Pg.js"
+export { layerPg, layerPgConfig, type PgOptions, pgConfig } from "./layers/Pg.js"

@@ -3,6 +3,7 @@ import { SqlError } from "@effect/sql/SqlError"
 import { PgClient } from "@effect/sql-pg"
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import * as Cause from "effect/Cause"
+import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
@@ -11,9 +12,9 @@ import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
 import pg from "pg"
 import { describe, expect, inject, it } from "vitest"
-import { layerSql, ReadFailedError, Storage, WriteFailedError } from "../src/index.js"
+import { layerSql, layerSqlConfig, ReadFailedError, Storage, WriteFailedError } from "../src/index.js"
 import { readFailure, writeFailure } from "../src/internal/failure.js"
-import { layerPg } from "../src/pg.js"
+import { layerPg, layerPgConfig } from "../src/pg.js"
 import * as storage from "../src/promise.js"
 import { conformance } from "../src/testing/vitest.js"
 import { adapt } from "./promise-adapter.js"
@@ -243,5 +244,50 @@ describe("one-statement sets under contention", () => {
     // Versions increase along the log.
     const versions = result.changes.map((change) => change.version)
     expect([...versions].sort()).toEqual(versions)
+  })
+})
+
+describe("layerPgConfig", () => {
+  const environment = (variables: Record<string, string>) =>
+    Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(variables)), { pathDelim: "_" }))
+
+  it("reads RUNTIME_STORAGE_URL, _SCHEMA and _MAX_CONNECTIONS; layerSqlConfig reads _SCHEMA for a PgClient", async () => {
+    const schema = freshSchema()
+    const program = Effect.flatMap(Storage, (storage) =>
+      Effect.zipRight(storage.set("k", "from config"), storage.get("k"))
+    )
+    const read = await Effect.runPromise(
+      Effect.provide(
+        program,
+        layerPgConfig().pipe(
+          Layer.provide(
+            environment({
+              RUNTIME_STORAGE_URL: url,
+              RUNTIME_STORAGE_SCHEMA: schema,
+              RUNTIME_STORAGE_MAX_CONNECTIONS: "2"
+            })
+          )
+        )
+      )
+    )
+    expect(read).toEqual(Option.some("from config"))
+    // The same schema through layerSqlConfig on an app's PgClient.
+    const again = await Effect.runPromise(
+      Effect.provide(
+        Effect.flatMap(Storage, (storage) => storage.get("k")),
+        layerSqlConfig().pipe(
+          Layer.provide(PgClient.layer({ url: Redacted.make(url) })),
+          Layer.provide(environment({ RUNTIME_STORAGE_SCHEMA: schema }))
+        )
+      )
+    )
+    expect(again).toEqual(Option.some("from config"))
+  })
+
+  it("without RUNTIME_STORAGE_URL fails with a ConfigError naming it (as Config paths print: RUNTIME_STORAGE.URL)", async () => {
+    const exit = await Effect.runPromiseExit(
+      Effect.scoped(Layer.build(layerPgConfig().pipe(Layer.provide(environment({})))))
+    )
+    expect(Exit.isFailure(exit) ? String(Cause.squash(exit.cause)) : "").toMatch(/RUNTIME_STORAGE.URL/)
   })
 })

@@ -14,7 +14,7 @@ import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type { DatabaseError, InvalidKeyError } from "../errors/StorageError.js"
-import type { HistoryOptions } from "../internal/feed.js"
+import { historyConfig } from "../internal/config.js"
 import { defaultDatabasePath } from "../location.js"
 import type { Storage } from "../services/Storage.js"
 import { type KeyValueStoreOptions, layerKeyValueStore } from "./KeyValueStore.js"
@@ -22,17 +22,7 @@ import { layerMemoryWith, type MemoryOptions } from "./Memory.js"
 import { layerSql, type SqlOptions } from "./Sql.js"
 import { layerSqlite, type SqliteOptions } from "./Sqlite.js"
 
-/** `HISTORY_CHANGES` (an integer) and `HISTORY_MAX_AGE` (a duration, such as `"3 days"`), both optional. */
-const history: Config.Config<HistoryOptions | undefined> = Config.map(
-  Config.all({
-    changes: Config.option(Config.integer("HISTORY_CHANGES")),
-    maxAge: Config.option(Config.duration("HISTORY_MAX_AGE"))
-  }),
-  ({ changes, maxAge }) =>
-    Option.isNone(changes) && Option.isNone(maxAge)
-      ? undefined
-      : { changes: Option.getOrUndefined(changes), maxAge: Option.getOrUndefined(maxAge) }
-)
+const history = historyConfig
 
 const FILENAME = "RUNTIME_STORAGE_FILENAME"
 const APP = "RUNTIME_STORAGE_APP"
@@ -85,12 +75,16 @@ export const sqliteConfig: Config.Config<SqliteOptions> = Config.nested(
 )
 
 /**
- * The options of `layerSql`: `RUNTIME_STORAGE_HISTORY_CHANGES` and `RUNTIME_STORAGE_HISTORY_MAX_AGE`.
+ * The options of `layerSql`: `RUNTIME_STORAGE_HISTORY_CHANGES` and `RUNTIME_STORAGE_HISTORY_MAX_AGE`, and on a
+ * PostgreSQL client `RUNTIME_STORAGE_SCHEMA` (since 0.6.0).
  *
  * @since 0.4.0
  */
 export const sqlConfig: Config.Config<SqlOptions> = Config.nested(
-  Config.map(history, (history) => ({ history })),
+  Config.map(
+    Config.all({ history, schema: Config.option(Config.nonEmptyString("SCHEMA")) }),
+    ({ history, schema }) => ({ history, schema: Option.getOrUndefined(schema) })
+  ),
   "RUNTIME_STORAGE"
 )
 

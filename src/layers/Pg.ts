@@ -6,13 +6,17 @@
 
 import { SqlError } from "@effect/sql/SqlError"
 import { PgClient } from "@effect/sql-pg"
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import pg from "pg"
 import { DatabaseError } from "../errors/StorageError.js"
+import { historyConfig } from "../internal/config.js"
 import { openFailure } from "../internal/failure.js"
 import type { HistoryOptions } from "../internal/feed.js"
 import { describeServer } from "../internal/pg.js"
@@ -129,3 +133,48 @@ export const pgBackend = (options: PgOptions): Effect.Effect<EffectBackend, Data
     ).pipe(Effect.mapError((cause) => openFailure(`Could not connect to ${server}`, undefined, cause)))
     return yield* Effect.provide(makeSqlBackend({ history: options.history, schema: options.schema }), client)
   })
+
+/**
+ * The options of `layerPg` from the environment (or the installed `ConfigProvider`), under `RUNTIME_STORAGE_`:
+ *
+ * | name | option |
+ * | --- | --- |
+ * | `RUNTIME_STORAGE_URL` | `url` (kept `Redacted`) |
+ * | `RUNTIME_STORAGE_SCHEMA` | `schema` |
+ * | `RUNTIME_STORAGE_MAX_CONNECTIONS` | `maxConnections` |
+ * | `RUNTIME_STORAGE_CONNECT_TIMEOUT` | `connectTimeout`: a duration |
+ * | `RUNTIME_STORAGE_HISTORY_CHANGES` | `history.changes` |
+ * | `RUNTIME_STORAGE_HISTORY_MAX_AGE` | `history.maxAge`: a duration |
+ *
+ * @since 0.6.0
+ */
+export const pgConfig: Config.Config<PgOptions> = Config.nested(
+  Config.map(
+    Config.all({
+      url: Config.redacted("URL"),
+      schema: Config.option(Config.nonEmptyString("SCHEMA")),
+      maxConnections: Config.option(Config.integer("MAX_CONNECTIONS")),
+      connectTimeout: Config.option(Config.duration("CONNECT_TIMEOUT")),
+      history: historyConfig
+    }),
+    ({ url, schema, maxConnections, connectTimeout, history }) => ({
+      url,
+      schema: Option.getOrUndefined(schema),
+      maxConnections: Option.getOrUndefined(maxConnections),
+      connectTimeout: Option.getOrUndefined(connectTimeout),
+      history
+    })
+  ),
+  "RUNTIME_STORAGE"
+)
+
+/**
+ * `layerPg` with its options from `Config`: {@link pgConfig} (the environment's `RUNTIME_STORAGE_*`) unless given
+ * another, a `Config` of the options or a record of a `Config` per option.
+ *
+ * @since 0.6.0
+ */
+export const layerPgConfig = (
+  config: Config.Config.Wrap<PgOptions> = pgConfig
+): Layer.Layer<Storage, DatabaseError | ConfigError.ConfigError> =>
+  Layer.unwrapEffect(Effect.map(Config.unwrap(config), layerPg))
