@@ -16,6 +16,7 @@ import * as v8 from "node:v8"
 import * as vm from "node:vm"
 import { runCli } from "./cli.mjs"
 import { batchesOf, keyAt, makeKeys, makeValues, sameJson, valueAt } from "./data.mjs"
+import { runStrict } from "./durability.mjs"
 import { runPg } from "./pg.mjs"
 import { openRawDatabase } from "./raw.mjs"
 import { formatReport } from "./report.mjs"
@@ -388,9 +389,11 @@ const runCold = () => {
     raw: [path.join(here, "cold-raw.mjs"), bigFile("raw"), sampleKey],
     promise: [path.join(here, "cold-promise.mjs"), bigFile("promise"), sampleKey],
     effect: [path.join(here, "cold-effect.mjs"), bigFile("effect"), sampleKey],
-    node: ["-e", "0"]
+    node: ["-e", "0"],
+    // An app that already imports effect, printing the same line: the Effect entry's extra cost is over this.
+    effectBase: [path.join(here, "cold-effect-base.mjs"), expected]
   }
-  const order = [...SIDES, "node"]
+  const order = [...SIDES, "node", "effectBase"]
   // One untimed run each first: the files and modules are then in the OS cache for every side alike.
   for (let rep = -1; rep < options.coldReps; rep++) {
     for (const side of rotated(order, Math.max(0, rep))) {
@@ -809,6 +812,8 @@ const main = async () => {
   })
   log(`watch latency across processes (${options.memoryReps} run(s) of ${WATCH_CHANGES} changes per side):`)
   await runWatchLatency()
+  log(`strict durability: set with one fsync per write (${options.reps} repetitions + 1 warm-up):`)
+  await runStrict({ options, tmp, record, check, log, rotated, keyAt, valueAt })
   log(`PostgreSQL: the library against node-postgres on an embedded server (${options.reps} repetitions + 1 warm-up):`)
   await runPg({ options, tmp, record, check, log, rotated, keyAt, valueAt, sameJson })
   const seconds = (performance.now() - started) / 1000

@@ -40,6 +40,7 @@ const LIVE = "(expires_at IS NULL OR expires_at > $3)"
 /** Raw node-postgres: prepared statements by name, JSON.stringify / JSON.parse, as an app would write it. */
 const rawSide = (url, schema) => {
   const pool = new pg.Pool({ connectionString: url, max: POOL })
+  pool.on("error", () => undefined)
   const t = `${schema}.runtime_storage`
   const store = bytes(STORE)
   const statements = {
@@ -197,9 +198,11 @@ export const runPg = async ({ options, tmp, record, check, log, rotated, keyAt, 
   await server.start()
   const url = `postgres://postgres:bench@127.0.0.1:${port}/postgres`
   const admin = new pg.Pool({ connectionString: url, max: 2 })
+  admin.on("error", () => undefined)
+  let sides = {}
   try {
     await admin.query(rawTable("raw"))
-    const sides = {
+    sides = {
       raw: rawSide(url, "raw"),
       promise: promiseSide(url, "lib_promise"),
       effect: await effectSide(url, "lib_effect")
@@ -280,8 +283,10 @@ export const runPg = async ({ options, tmp, record, check, log, rotated, keyAt, 
       }
       log(`  ${rep === 0 ? "warm-up" : `rep ${rep}/${options.reps}`}`)
     }
-    for (const side of Object.values(sides)) await side.close()
   } finally {
+    // Every pool is closed before the server stops, whatever failed (a check, say): an idle connection the server
+    // terminates would otherwise be an unhandled 'error' that hides the failure.
+    for (const side of Object.values(sides)) await side.close().catch(() => undefined)
     await admin.end()
     await server.stop()
   }
