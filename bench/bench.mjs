@@ -21,6 +21,7 @@ import { runPg } from "./pg.mjs"
 import { openRawDatabase } from "./raw.mjs"
 import { formatReport } from "./report.mjs"
 import { openSide, SIDES } from "./sides.mjs"
+import { runSizes, sizesOf } from "./sizes.mjs"
 import { runStalls } from "./stall.mjs"
 
 const here = path.dirname(fileURLToPath(import.meta.url))
@@ -812,6 +813,25 @@ const main = async () => {
   })
   log(`watch latency across processes (${options.memoryReps} run(s) of ${WATCH_CHANGES} changes per side):`)
   await runWatchLatency()
+  log(
+    `cost as stores grow: get, has, set, remove, page at ${sizesOf(options)
+      .map((size) => size.toLocaleString("en-US"))
+      .join(", ")} keys:`
+  )
+  await runSizes({
+    options,
+    tmp,
+    record,
+    check,
+    log,
+    rotated,
+    makeKeys,
+    makeValues,
+    keyAt,
+    valueAt,
+    sameJson,
+    openSide
+  })
   log(`strict durability: set with one fsync per write (${options.reps} repetitions + 1 warm-up):`)
   await runStrict({ options, tmp, record, check, log, rotated, keyAt, valueAt })
   log(`PostgreSQL: the library against node-postgres on an embedded server (${options.reps} repetitions + 1 warm-up):`)
@@ -820,7 +840,10 @@ const main = async () => {
   log(`done in ${seconds.toFixed(1)} s`)
 
   const cpus = os.cpus()
+  const base = path.basename(options.out === "" ? "BENCHMARKS.md" : options.out, ".md")
+  const chartNames = { ratios: `${base}-ratios.svg`, sizes: `${base}-sizes.svg` }
   const report = formatReport({
+    chartNames,
     options,
     samples,
     memory,
@@ -831,7 +854,12 @@ const main = async () => {
       memory: `${(os.totalmem() / 2 ** 30).toFixed(1)} GiB`,
       os: `${os.type()} ${os.release()} ${os.arch()}`
     },
-    versions: { node: process.version, betterSqlite3: versionOf("better-sqlite3"), effect: versionOf("effect") },
+    versions: {
+      library: JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8")).version,
+      node: process.version,
+      betterSqlite3: versionOf("better-sqlite3"),
+      effect: versionOf("effect")
+    },
     date: new Date().toISOString(),
     command: commandLine(),
     seconds
@@ -841,6 +869,12 @@ const main = async () => {
     const file = path.resolve(root, options.out)
     fs.writeFileSync(file, report.markdown)
     log(`wrote ${path.relative(process.cwd(), file) || file}`)
+    // The charts, next to the report that embeds them, from the same run.
+    for (const [name, svg] of Object.entries(report.charts)) {
+      const chart = path.join(path.dirname(file), chartNames[name])
+      fs.writeFileSync(chart, svg)
+      log(`wrote ${path.relative(process.cwd(), chart) || chart}`)
+    }
   }
 }
 

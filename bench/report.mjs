@@ -2,6 +2,8 @@
  * The report of the benchmark: medians, ratios to raw, goals, as a markdown table (printed and written to
  * BENCHMARKS.md).
  */
+import { ratioChart, sizeChart } from "./charts.mjs"
+import { SIZE_OPERATIONS, sizeMeasure, sizesOf } from "./sizes.mjs"
 import { STALL_WORKLOADS } from "./stall.mjs"
 
 export const median = (values) => {
@@ -139,6 +141,8 @@ const NEIGHBOUR_WORKLOADS = [
   ["deleteMany", "deleteMany of 1,000 (per call)"]
 ]
 const NEIGHBOUR_GOAL = 1.5
+/** How much an operation's ratio to raw may grow from the smallest store to the largest. */
+const SIZE_GOAL = 1.2
 /** The Effect entry's extra cold start over an app already importing effect, against raw's over an empty process. */
 const EFFECT_START_GOAL = 1.5
 
@@ -173,11 +177,23 @@ const markdownTable = (header, rows) => {
   return [line(header), rule, ...rows.map(line)].join("\n")
 }
 
-export const formatReport = ({ options, samples, memory, streamMemory, machine, versions, date, command, seconds }) => {
+export const formatReport = ({
+  options,
+  samples,
+  memory,
+  streamMemory,
+  machine,
+  versions,
+  date,
+  command,
+  seconds,
+  chartNames = { ratios: "BENCHMARKS-ratios.svg", sizes: "BENCHMARKS-sizes.svg" }
+}) => {
   const rows = rowsOf(options)
   const mainRows = []
   const spreadRows = []
   const missed = []
+  const chartRows = []
   for (const row of rows) {
     const measured = samples[row.measure] ?? {}
     const baseSide = row.base ?? "raw"
@@ -185,6 +201,7 @@ export const formatReport = ({ options, samples, memory, streamMemory, machine, 
     const value = { promise: median(measured.promise), effect: median(measured.effect) }
     const ratios = { promise: value.promise / base, effect: value.effect / base }
     const format = row.unit === "MB" ? formatMb : formatTime
+    chartRows.push({ label: row.label, ratio: ratios.promise, goal: row.goal.promise })
     mainRows.push([
       row.label,
       format(base),
@@ -227,6 +244,44 @@ export const formatReport = ({ options, samples, memory, streamMemory, machine, 
       formatRatio((total - node) / (median(samples.cold?.raw) - node))
     ]
   })
+  // Cost as stores grow: each operation's ratio at every size, and the largest size's against the smallest's.
+  const sizes = sizesOf(options)
+  const sizeRows = []
+  for (const operation of SIZE_OPERATIONS) {
+    const ratioAt = (size) => {
+      const measured = samples[sizeMeasure(operation, size)] ?? {}
+      return median(measured.promise) / median(measured.raw)
+    }
+    const growth = ratioAt(sizes.at(-1)) / ratioAt(sizes[0])
+    if (growth > SIZE_GOAL) {
+      missed.push(
+        `${operation} at ${count(sizes.at(-1))} keys: ratio ${formatRatio(growth)} of its ratio at ${count(sizes[0])} > ${SIZE_GOAL}x`
+      )
+    }
+    sizeRows.push([
+      operation,
+      ...sizes.map((size) => {
+        const measured = samples[sizeMeasure(operation, size)] ?? {}
+        return `${formatTime(median(measured.raw))} / ${formatTime(median(measured.promise))} (${formatRatio(ratioAt(size))})`
+      }),
+      `${formatRatio(growth)} (≤${SIZE_GOAL}x: ${verdictOf(growth, SIZE_GOAL)})`
+    ])
+  }
+  const sizeSeries = Object.fromEntries(
+    SIZE_OPERATIONS.map((operation) => [
+      operation,
+      Object.fromEntries(
+        sizes.map((size) => {
+          const measured = samples[sizeMeasure(operation, size)] ?? {}
+          return [size, { raw: median(measured.raw), promise: median(measured.promise) }]
+        })
+      )
+    ])
+  )
+  const sizeTable = markdownTable(
+    ["operation", ...sizes.map((size) => `${count(size)} keys: raw / Promise µs (ratio)`), "largest ratio ÷ smallest"],
+    sizeRows
+  )
   // The Effect entry for an app that already imports effect: its extra cost over that app, against raw's over node.
   const effectBase = median(samples.cold?.effectBase)
   const effectExtra = (median(samples.cold?.effect) - effectBase) / (median(samples.cold?.raw) - node)
@@ -439,6 +494,8 @@ raw better-sqlite3 used the straightforward way; lower is better, a ratio is the
 
 Medians over the repetitions, in µs per operation (or per call / batch / process, as the workload says).
 
+![The Promise API's ratio to raw per workload, with its goal](${chartNames.ratios})
+
 ${table}
 
 ${summary}
@@ -529,6 +586,17 @@ command on one entry. ${options.memoryReps} run(s) per side of export and import
 
 ${cliTable}
 
+## Cost as stores grow
+
+Each operation on a database per size and side, holding the same keys and values (each side wrote its own):
+${count(options.quick ? 200 : 2000)} gets and has of keys spread over the whole store, as many sets of new keys and
+removes of them, and pages of 100 under a prefix that selects the same 10,000 keys at every size. Medians of
+${options.reps} repetitions.
+
+![µs per operation against the store's size, Promise API and raw](${chartNames.sizes})
+
+${sizeTable}
+
 ## Cold start
 
 A new \`node\` process opens the ${count(options.big)}-key database, reads one key and prints it, timed as a whole
@@ -584,5 +652,12 @@ ${coldTable}
 `
 
   const stdoutTable = `${table}\n\n${summary}\n`
-  return { table: stdoutTable, markdown }
+  const charts = {
+    ratios: ratioChart(
+      chartRows,
+      `runtime-storage ${versions.library ?? ""}: ratio to raw per workload (${date.slice(0, 10)})`
+    ),
+    sizes: sizeChart(sizeSeries, sizes, `Cost as stores grow (${date.slice(0, 10)})`)
+  }
+  return { table: stdoutTable, markdown, charts }
 }
