@@ -1,5 +1,6 @@
 /**
- * runtime-storage: persistent key-value storage for applications, on SQLite, as an Effect service.
+ * runtime-storage: persistent key-value storage for applications, on SQLite (or PostgreSQL: `runtime-storage/pg`),
+ * as an Effect service.
  *
  * @since 0.1.0
  */

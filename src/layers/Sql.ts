@@ -1,6 +1,7 @@
 /**
- * The backend on an `SqlClient` that the application already has (any SQLite-dialect client of @effect/sql:
- * `@effect/sql-sqlite-node`, `-bun`, `-wasm`, libsql, …). Batches run in the client's `withTransaction`.
+ * The backend on an `SqlClient` that the application already has: any SQLite-dialect client of @effect/sql
+ * (`@effect/sql-sqlite-node`, `-bun`, `-wasm`, libsql, …) or a PostgreSQL one (`@effect/sql-pg`, since 0.6.0), its
+ * statements from the dialect the client reports. Batches run in the client's `withTransaction`.
  *
  * @since 0.1.0
  */
