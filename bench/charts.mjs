@@ -6,7 +6,7 @@
  *   better-sqlite3 (dashed).
  */
 
-const escape = (text) =>
+const escapeXml = (text) =>
   String(text).replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;").replaceAll('"', "&quot;")
 
 const FONT = 'font-family="system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif"'
@@ -31,9 +31,10 @@ export const ratioChart = (rows, title) => {
   const height = top + shown.length * rowHeight + 40
   const x = logScale(0.02, 50, left, right)
   const parts = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="900" height="${height}" viewBox="0 0 900 ${height}" ${FONT} font-size="11">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="900" height="${height}" viewBox="0 0 900 ${height}" ${FONT} font-size="11" role="img" aria-label="${escapeXml(title)}">`,
+    `<title>${escapeXml(title)}</title>`,
     `<rect width="900" height="${height}" fill="#ffffff"/>`,
-    `<text x="10" y="20" font-size="14" font-weight="bold">${escape(title)}</text>`,
+    `<text x="10" y="20" font-size="14" font-weight="bold">${escapeXml(title)}</text>`,
     `<text x="10" y="36" fill="#555">Promise API ÷ raw better-sqlite3 (or node-postgres), median; log scale. Bar green: goal met, red: missed, grey: no goal. Black tick: the goal.</text>`
   ]
   for (const tick of [0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20]) {
@@ -50,7 +51,7 @@ export const ratioChart = (rows, title) => {
     const from = x(0.02)
     const to = x(row.ratio)
     parts.push(
-      `<text x="${left - 6}" y="${y + 12}" text-anchor="end">${escape(label)}</text>`,
+      `<text x="${left - 6}" y="${y + 12}" text-anchor="end">${escapeXml(label)}</text>`,
       `<rect x="${from.toFixed(1)}" y="${y + 3}" width="${Math.max(1, to - from).toFixed(1)}" height="${rowHeight - 6}" fill="${color}"/>`,
       `<text x="${(to + 4).toFixed(1)}" y="${y + 12}" fill="#333">${row.ratio.toFixed(2)}x</text>`
     )
@@ -84,9 +85,10 @@ export const sizeChart = (series, sizes, title) => {
   const x = logScale(sizes[0], sizes.at(-1), left, right)
   const y = logScale(low, high, bottom, top)
   const parts = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" ${FONT} font-size="11">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" ${FONT} font-size="11" role="img" aria-label="${escapeXml(title)}">`,
+    `<title>${escapeXml(title)}</title>`,
     `<rect width="${width}" height="${height}" fill="#ffffff"/>`,
-    `<text x="10" y="20" font-size="14" font-weight="bold">${escape(title)}</text>`,
+    `<text x="10" y="20" font-size="14" font-weight="bold">${escapeXml(title)}</text>`,
     `<text x="10" y="36" fill="#555">µs per operation (median, log scale) against keys in the store (log scale). Solid: Promise API; dashed: raw better-sqlite3.</text>`
   ]
   for (let decade = low; decade <= high; decade *= 10) {
@@ -124,7 +126,7 @@ export const sizeChart = (series, sizes, title) => {
     const ly = top + 10 + index * 20
     parts.push(
       `<line x1="${right + 20}" y1="${ly}" x2="${right + 50}" y2="${ly}" stroke="${color}" stroke-width="2"/>`,
-      `<text x="${right + 56}" y="${ly + 4}">${escape(operation)}</text>`
+      `<text x="${right + 56}" y="${ly + 4}">${escapeXml(operation)}</text>`
     )
   })
   parts.push("</svg>")
