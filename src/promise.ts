@@ -24,7 +24,15 @@ import { describeServer } from "./internal/pg.js"
 import { checkKey, resolveStore } from "./internal/validate.js"
 import { type Durability, makeSqlitePrimitives } from "./layers/Sqlite.js"
 import { defaultDatabasePath, resolveDefaultFilename } from "./location.js"
-import { answerFromMany, closedError, makeApi, notAFunction, refusedIterator, toError } from "./promise/api.js"
+import {
+  answerFromMany,
+  beginning,
+  closedError,
+  makeApi,
+  notAFunction,
+  refusedIterator,
+  toError
+} from "./promise/api.js"
 import { openEffectClient } from "./promise/effect-client.js"
 import { listen, type OnChangeOptions, WatchIterator } from "./promise/watch.js"
 import {
@@ -394,16 +402,12 @@ const runTransaction = async <A>(primitives: SyncPrimitives, f: (tx: StorageApi)
   const { transactions } = primitives
   transactions.begin()
   const scope = { open: true }
-  const txRun = <B>(start: () => Begun<B>): Promise<B> => {
-    if (!scope.open) return Promise.reject(transactionEnded())
-    let begun: Begun<B>
-    try {
-      begun = start()
-    } catch (error) {
-      return Promise.reject(error)
-    }
-    return new Promise((resolve, reject) => settle(begun, primitives, resolve, reject))
-  }
+  const txRun = <B>(start: () => Begun<B>): Promise<B> =>
+    beginning(
+      scope.open ? undefined : transactionEnded(),
+      start,
+      (begun) => new Promise((resolve, reject) => settle(begun, primitives, resolve, reject))
+    )
   const tx: StorageApi = makeApi(
     txRun,
     <B>(g: (inner: StorageApi) => Promise<B>) => {
@@ -573,18 +577,13 @@ export const open = (options: OpenOptions): StorageClient => {
     waiting.push({ run, fail })
     if (ready === undefined) connect()
   }
-  const run = <A>(start: () => Begun<A>): Promise<A> => {
-    if (closed !== undefined) return Promise.reject(closedError(filename))
-    let begun: Begun<A>
-    try {
-      begun = start()
-    } catch (error) {
-      return Promise.reject(error)
-    }
-    return new Promise((resolve, reject) =>
-      schedule((primitives) => settle(begun, primitives, resolve, reject), reject)
+  const run = <A>(start: () => Begun<A>): Promise<A> =>
+    beginning(
+      closed === undefined ? undefined : closedError(filename),
+      start,
+      (begun) =>
+        new Promise((resolve, reject) => schedule((primitives) => settle(begun, primitives, resolve, reject), reject))
     )
-  }
   const transaction = <A>(f: (tx: StorageApi) => Promise<A>): Promise<A> => {
     if (closed !== undefined) return Promise.reject(closedError(filename))
     if (typeof f !== "function") return Promise.reject(notAFunction(f))

@@ -221,3 +221,23 @@ export const answerFromMany = <P extends { readonly key: unknown; readonly resol
   }
   return again
 }
+
+/**
+ * Begins an operation and hands it on: `start` checks its arguments and serializes its values now, in the caller's
+ * call. A refusal rejects instead, and so does `refused`, when the client cannot take calls (it is closed, or the
+ * transaction ended).
+ */
+export const beginning = <A, B>(
+  refused: Error | undefined,
+  start: () => Begun<A>,
+  then: (begun: Begun<A>) => Promise<B>
+): Promise<B> => {
+  if (refused !== undefined) return Promise.reject(refused)
+  let begun: Begun<A>
+  try {
+    begun = start()
+  } catch (error) {
+    return Promise.reject(error)
+  }
+  return then(begun)
+}

@@ -17,16 +17,8 @@ import type { DatabaseError, StorageError } from "../errors/StorageError.js"
 import { resolveStore } from "../internal/validate.js"
 import type { EffectBackend } from "../layers/Sql.js"
 import type { StorageApi, StorageClient, StoreOptions } from "../promise.js"
-import {
-  type Begun,
-  begin,
-  type EffectConnection,
-  type Json,
-  make,
-  transactionEnded,
-  watchInTransaction
-} from "../services/Storage.js"
-import { answerFromMany, closedError, makeApi, notAFunction, refusedIterator, toError } from "./api.js"
+import { type Begun, begin, type Json, make, transactionEnded, watchInTransaction } from "../services/Storage.js"
+import { answerFromMany, beginning, closedError, makeApi, notAFunction, refusedIterator, toError } from "./api.js"
 import { WatchIterator } from "./watch.js"
 
 class Backend extends Context.Tag("runtime-storage/promise/EffectBackend")<Backend, EffectBackend>() {}
@@ -50,8 +42,6 @@ interface PendingGet {
   readonly resolve: (value: Json | null) => void
   readonly reject: (error: unknown) => void
 }
-
-const connectionOf = (backend: EffectBackend): EffectConnection => backend
 
 /** Runs an effect to a promise that rejects with the library's error, never a FiberFailure. */
 const promiseOf = <A>(runtime: Runtime.Runtime<never>, effect: Effect.Effect<A, StorageError | Rejected>): Promise<A> =>
@@ -148,34 +138,24 @@ export const openEffectClient = (
     void pump()
   }
 
-  const runOn =
-    (runtimeOf: () => Runtime.Runtime<never>) =>
-    <A>(begun: Begun<A>, backend: EffectBackend): Promise<A> =>
-      promiseOf(runtimeOf(), begun.resumeEffect(connectionOf(backend)))
+  /** Runs the rest of a begun operation on the backend (an `EffectConnection`), in `runtime`'s context. */
+  const runOn = <A>(runtime: Runtime.Runtime<never>, begun: Begun<A>, backend: EffectBackend): Promise<A> =>
+    promiseOf(runtime, begun.resumeEffect(backend))
 
-  const run = <A>(start: () => Begun<A>): Promise<A> => {
-    if (closed !== undefined) return Promise.reject(closedError(name))
-    let begun: Begun<A>
-    try {
-      begun = start()
-    } catch (error) {
-      return Promise.reject(error)
-    }
-    return new Promise<A>((resolve, reject) =>
-      enqueue({
-        run: (backend) => runOn(() => base!)(begun, backend).then(resolve, reject),
-        fail: reject
-      })
+  const run = <A>(start: () => Begun<A>): Promise<A> =>
+    beginning(
+      closed === undefined ? undefined : closedError(name),
+      start,
+      (begun) =>
+        new Promise<A>((resolve, reject) =>
+          enqueue({ run: (backend) => runOn(base!, begun, backend).then(resolve, reject), fail: reject })
+        )
     )
-  }
 
   /** Answers a batch of gets: one getMany per store, and on their own the gets a getMany cannot answer. */
   const answer = async (batch: ReadonlyArray<PendingGet>, backend: EffectBackend): Promise<void> => {
     const one = (pending: PendingGet) =>
-      runOn(() => base!)(pending.begun, backend).then(
-        (value) => pending.resolve(Option.getOrNull(value)),
-        pending.reject
-      )
+      runOn(base!, pending.begun, backend).then((value) => pending.resolve(Option.getOrNull(value)), pending.reject)
     if (batch.length === 1) return one(batch[0]!)
     const byStore = new Map<string, Array<PendingGet>>()
     for (const pending of batch) {
@@ -187,7 +167,8 @@ export const openEffectClient = (
     for (const [store, group] of byStore) {
       let values: ReadonlyMap<string, Json>
       try {
-        values = await runOn(() => base!)(
+        values = await runOn(
+          base!,
           begin(
             "getMany",
             group.map((pending) => pending.key),
@@ -204,17 +185,16 @@ export const openEffectClient = (
     for (const pending of alone) await one(pending)
   }
 
-  const get = <T>(key: string, options?: StoreOptions): Promise<T | null> => {
-    if (closed !== undefined) return Promise.reject(closedError(name))
-    let begun: Begun<Option.Option<Json>>
-    try {
-      begun = begin("get", key, options)
-    } catch (error) {
-      return Promise.reject(error)
-    }
-    // The get was checked: its store is valid.
-    const store = resolveStore(options) as string
-    return new Promise<T | null>((resolve, reject) => {
+  const get = <T>(key: string, options?: StoreOptions): Promise<T | null> =>
+    beginning(
+      closed === undefined ? undefined : closedError(name),
+      () => begin("get", key, options),
+      (begun) => queueGet<T>(key, resolveStore(options) as string, begun)
+    )
+
+  /** Queues a checked get (its store is valid): into the batch at the end of the queue, or as a new one. */
+  const queueGet = <T>(key: string, store: string, begun: Begun<Option.Option<Json>>): Promise<T | null> =>
+    new Promise<T | null>((resolve, reject) => {
       const pending: PendingGet = { store, key, begun, resolve: resolve as (value: Json | null) => void, reject }
       if (gets !== undefined) {
         gets.push(pending)
@@ -235,7 +215,6 @@ export const openEffectClient = (
         batch
       )
     })
-  }
 
   /** One level of a transaction: `f` runs with `tx` bound to it, on the runtime that carries its connection. */
   const transactionOn = <A>(
@@ -245,16 +224,8 @@ export const openEffectClient = (
   ): Promise<A> => {
     const scope = { open: true }
     const body = Effect.flatMap(Effect.runtime<never>(), (inner) => {
-      const txRun = <B>(start: () => Begun<B>): Promise<B> => {
-        if (!scope.open) return Promise.reject(transactionEnded())
-        let begun: Begun<B>
-        try {
-          begun = start()
-        } catch (error) {
-          return Promise.reject(error)
-        }
-        return runOn(() => inner)(begun, backend)
-      }
+      const txRun = <B>(start: () => Begun<B>): Promise<B> =>
+        beginning(scope.open ? undefined : transactionEnded(), start, (begun) => runOn(inner, begun, backend))
       const tx = makeApi(
         txRun,
         <B>(g: (nested: StorageApi) => Promise<B>) => {
