@@ -6,27 +6,34 @@
  */
 import { DatabaseError, ReadFailedError, WriteFailedError } from "../errors/StorageError.js"
 
-/** SQLite's code for a failure, found on the failure or on one of its causes. */
-export const sqliteCodeOf = (failure: unknown): string | undefined => {
+/** A link of a chain of causes, as the drivers' errors shape them. */
+interface Link {
+  readonly code?: unknown
+  readonly severity?: unknown
+  readonly message?: unknown
+  readonly cause?: unknown
+}
+
+/** The first of a failure and its causes (at most 8 deep) that `pick` finds something in, and what it found. */
+const findInCauses = <A>(failure: unknown, pick: (link: Link) => A | undefined): A | undefined => {
   let current: unknown = failure
   for (let depth = 0; depth < 8 && typeof current === "object" && current !== null; depth++) {
-    const code: unknown = (current as { readonly code?: unknown }).code
-    if (typeof code === "string" && code.startsWith("SQLITE_")) return code
-    current = (current as { readonly cause?: unknown }).cause
+    const found = pick(current as Link)
+    if (found !== undefined) return found
+    current = (current as Link).cause
   }
   return undefined
 }
 
+/** SQLite's code for a failure, found on the failure or on one of its causes. */
+export const sqliteCodeOf = (failure: unknown): string | undefined =>
+  findInCauses(failure, ({ code }) => (typeof code === "string" && code.startsWith("SQLITE_") ? code : undefined))
+
 /** PostgreSQL's SQLSTATE of a failure, found on the failure or on one of its causes (a server's error has one). */
-export const sqlStateOf = (failure: unknown): string | undefined => {
-  let current: unknown = failure
-  for (let depth = 0; depth < 8 && typeof current === "object" && current !== null; depth++) {
-    const { code, severity } = current as { readonly code?: unknown; readonly severity?: unknown }
-    if (typeof code === "string" && typeof severity === "string" && /^[0-9A-Z]{5}$/.test(code)) return code
-    current = (current as { readonly cause?: unknown }).cause
-  }
-  return undefined
-}
+export const sqlStateOf = (failure: unknown): string | undefined =>
+  findInCauses(failure, ({ code, severity }) =>
+    typeof code === "string" && typeof severity === "string" && /^[0-9A-Z]{5}$/.test(code) ? code : undefined
+  )
 
 /** Node's codes of a network failure: the server cannot be reached, or the connection to it broke. */
 const NETWORK = /^(ECONNREFUSED|ECONNRESET|ECONNABORTED|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|EPIPE)$/
@@ -42,14 +49,13 @@ const DROPPED =
 const unreachable = (failure: unknown, sqlState: string | undefined): boolean => {
   if (sqlState !== undefined)
     return /^(08|28|3D)/.test(sqlState) || /^57P0[123]$/.test(sqlState) || sqlState === "53300"
-  let current: unknown = failure
-  for (let depth = 0; depth < 8 && typeof current === "object" && current !== null; depth++) {
-    const { code, message } = current as { readonly code?: unknown; readonly message?: unknown }
-    if (typeof code === "string" && NETWORK.test(code)) return true
-    if (typeof message === "string" && DROPPED.test(message)) return true
-    current = (current as { readonly cause?: unknown }).cause
-  }
-  return false
+  return (
+    findInCauses(failure, ({ code, message }) =>
+      (typeof code === "string" && NETWORK.test(code)) || (typeof message === "string" && DROPPED.test(message))
+        ? true
+        : undefined
+    ) === true
+  )
 }
 
 const unreachableDatabase = (sqlState: string | undefined, cause: unknown, filename?: string): DatabaseError =>
@@ -83,41 +89,39 @@ const unusableDatabase = (code: string | undefined, cause: unknown, filename?: s
     cause
   })
 
+/**
+ * What every failure is first: a corrupt file or not a database (SQLite), or a server that cannot be reached or used
+ * (PostgreSQL), both `DatabaseError`; otherwise `otherwise` makes the error of what was being done, with the codes.
+ */
+const classify = <E>(
+  failure: unknown,
+  filename: string | undefined,
+  otherwise: (codes: { sqliteCode: string | undefined; sqlState: string | undefined; cause: unknown }) => E
+): E | DatabaseError => {
+  const sqliteCode = sqliteCodeOf(failure)
+  const sqlState = sqlStateOf(failure)
+  const cause = rootCause(failure)
+  if (unusable(sqliteCode)) return unusableDatabase(sqliteCode, cause, filename)
+  if (sqliteCode === undefined && unreachable(failure, sqlState)) return unreachableDatabase(sqlState, cause, filename)
+  return otherwise({ sqliteCode, sqlState, cause })
+}
+
 /** A failure while reading. */
 export const readFailure = (
   operation: string,
   store: string | undefined,
   failure: unknown
-): ReadFailedError | DatabaseError => {
-  const sqliteCode = sqliteCodeOf(failure)
-  const sqlState = sqlStateOf(failure)
-  const cause = rootCause(failure)
-  if (unusable(sqliteCode)) return unusableDatabase(sqliteCode, cause)
-  if (sqliteCode === undefined && unreachable(failure, sqlState)) return unreachableDatabase(sqlState, cause)
-  return new ReadFailedError({ operation, store, sqliteCode, sqlState, cause })
-}
+): ReadFailedError | DatabaseError =>
+  classify(failure, undefined, (codes) => new ReadFailedError({ operation, store, ...codes }))
 
 /** A failure while writing. */
 export const writeFailure = (
   operation: string,
   store: string | undefined,
   failure: unknown
-): WriteFailedError | DatabaseError => {
-  const sqliteCode = sqliteCodeOf(failure)
-  const sqlState = sqlStateOf(failure)
-  const cause = rootCause(failure)
-  if (unusable(sqliteCode)) return unusableDatabase(sqliteCode, cause)
-  if (sqliteCode === undefined && unreachable(failure, sqlState)) return unreachableDatabase(sqlState, cause)
-  return new WriteFailedError({ operation, store, sqliteCode, sqlState, cause })
-}
+): WriteFailedError | DatabaseError =>
+  classify(failure, undefined, (codes) => new WriteFailedError({ operation, store, ...codes }))
 
 /** A failure while opening or migrating. */
-export const openFailure = (reason: string, filename: string | undefined, failure: unknown): DatabaseError => {
-  const sqliteCode = sqliteCodeOf(failure)
-  const sqlState = sqlStateOf(failure)
-  if (unusable(sqliteCode)) return unusableDatabase(sqliteCode, rootCause(failure), filename)
-  if (sqliteCode === undefined && unreachable(failure, sqlState)) {
-    return unreachableDatabase(sqlState, rootCause(failure), filename)
-  }
-  return new DatabaseError({ reason, filename, sqliteCode, sqlState, cause: rootCause(failure) })
-}
+export const openFailure = (reason: string, filename: string | undefined, failure: unknown): DatabaseError =>
+  classify(failure, filename, (codes) => new DatabaseError({ reason, filename, ...codes }))
