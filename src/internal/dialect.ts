@@ -37,6 +37,11 @@ export interface Dialect {
   readonly engine: "sqlite" | "pg"
   /** The plan of this engine's migrations. */
   readonly migrations: MigrationPlan
+  /**
+   * The channel every committed write notifies, when the engine has notifications (PostgreSQL's `NOTIFY`): watchers
+   * listen on it instead of polling the log's head.
+   */
+  readonly channel: string | undefined
   /** The first statement of a write transaction: takes the write lock, so no other writer comes in between. */
   readonly lock: Statement
   /** The first statement of a read transaction that must read one snapshot, when the engine's default does not. */
@@ -111,6 +116,7 @@ const statement = (text: string, params: ReadonlyArray<unknown>): Statement => (
 export const sqliteDialect: Dialect = {
   engine: "sqlite",
   migrations: sqliteMigrations,
+  channel: undefined,
   lock: statement(LOCK_TABLE, []),
   snapshot: undefined,
   get: (store, key, now) => statement(Sql.get, [store, key, now]),

@@ -41,7 +41,7 @@ import {
 const CLOCK_TABLE = "runtime_storage_clock"
 
 /** The schema the tables live in unless the options name another. */
-export const DEFAULT_SCHEMA = "public"
+const DEFAULT_SCHEMA = "public"
 
 /** An identifier, quoted. */
 const quote = (name: string): string => `"${name.replaceAll('"', '""')}"`
@@ -71,7 +71,7 @@ const lockKey = (tag: string, schema: string): string =>
   BigInt.asIntN(64, (BigInt(hash32(tag)) << 32n) | BigInt(hash32(schema))).toString()
 
 /** The channel the writes of a schema notify: one per schema of a database. */
-export const channelOf = (schema: string): string => `runtime_storage:${schema}`
+const channelOf = (schema: string): string => `runtime_storage:${schema}`
 
 /** A key or store name as PostgreSQL stores it: its UTF-8 bytes. */
 const bytes = (name: string): Buffer => Buffer.from(name, "utf8")
@@ -259,6 +259,7 @@ export const pgDialect = (schema: string): Dialect => {
   return {
     engine: "pg",
     migrations: planOf(schema),
+    channel,
     lock: statement(`SELECT seq, pg_notify($1, '1') FROM ${K} WHERE id = 1 FOR UPDATE`, [channel]),
     snapshot: statement("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ", []),
     get: (store, key, now) => statement(sql.get, [bytes(store), bytes(key), now]),
@@ -397,14 +398,13 @@ const RELISTEN_DELAY = 250
 
 /**
  * Wakes the watchers of a schema when another client's write commits: one connection of its own that `LISTEN`s on
- * the schema's channel while anything watches (closed when nothing does). When it drops (the server restarted, the
+ * the schema's channel (its dialect's) while anything watches (closed when nothing does). When it drops (the server restarted, the
  * network failed) it connects again, and wakes the watchers each time it starts listening, since a write may have
  * committed while nothing listened. Its socket never keeps the process alive.
  */
 export const pgListener =
-  (client: PgLike, schema: string) =>
+  (client: PgLike, channel: string) =>
   (wake: () => void): (() => void) => {
-    const channel = channelOf(schema)
     const config = client.config ?? {}
     let stopped = false
     let current: { end: () => Promise<void> } | undefined

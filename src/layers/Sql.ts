@@ -38,7 +38,7 @@ import {
   oldEnough,
   trimCandidate
 } from "../internal/feed.js"
-import { checkEncoding, checkSchema, DEFAULT_SCHEMA, type PgLike, pgDialect, pgListener } from "../internal/pg.js"
+import { checkEncoding, checkSchema, type PgLike, pgDialect, pgListener } from "../internal/pg.js"
 import { CHUNK, chunks, Kind, migrate } from "../internal/schema.js"
 import { make, Storage } from "../services/Storage.js"
 
@@ -475,12 +475,12 @@ export const makeSqlBackend = (
       d.migrations
     ).pipe(Effect.catchAllDefect((cause) => Effect.fail(failed(cause))))
     const sharedVersion = FiberRef.unsafeMake<SharedVersion | undefined>(undefined)
-    // Watchers of a SQLite database poll the log's head through the client while they watch (waiting, like any
-    // query, while a transaction holds the connection); those of a PostgreSQL one listen on its channel.
+    // Watchers listen on the engine's channel when it has one (PostgreSQL); otherwise (SQLite) they poll the log's
+    // head through the client while they watch (waiting, like any query, while a transaction holds the connection).
     const runPromise = Runtime.runPromise(yield* Effect.runtime<never>())
     const feed =
-      d.engine === "pg"
-        ? new Notifier(undefined, pgListener(sql as PgLike, options?.schema ?? DEFAULT_SCHEMA))
+      d.channel !== undefined
+        ? new Notifier(undefined, pgListener(sql as PgLike, d.channel))
         : new Notifier(() => runPromise(primitives.head()))
     yield* Effect.addFinalizer(() => Effect.sync(() => feed.close()))
     const primitives = makePrimitives(sql, d, sharedVersion, history, feed)
