@@ -128,7 +128,9 @@ export const feedAcrossProcesses = async (
   let watcher = watch("0000000000000000")
   const writer = (id: string, ms: number) => run([fixture("feed-writer.mjs"), target, id, String(ms)])
   const writers = ["a", "b", "c", "d"].map((id) => writer(id, 4000))
+  // The watcher runs for 1.5 s, and until it has printed something (a loaded machine starts processes slowly).
   await sleep(1500)
+  for (let waited = 0; watcher.lines.length === 0 && waited < 10_000; waited += 20) await sleep(20)
   // The watcher is killed mid-way and resumed from the last version it printed.
   await kill(watcher.child)
   received.push(...watcher.lines.map((line) => JSON.parse(line) as Printed))
