@@ -760,6 +760,9 @@ const commandLine = () => {
   return `node bench/bench.mjs${args === "" ? "" : ` ${args}`}`
 }
 
+/** What every section of the benchmark works with (each imports the data and sides it needs itself). */
+const section = { options, tmp, record, check, log, rotated }
+
 const main = async () => {
   const started = performance.now()
   log(`runtime-storage benchmark: n=${n}, reps=${options.reps} (+1 warm-up), big=${big}, temp dir ${tmp}`)
@@ -818,24 +821,11 @@ const main = async () => {
       .map((size) => size.toLocaleString("en-US"))
       .join(", ")} keys:`
   )
-  await runSizes({
-    options,
-    tmp,
-    record,
-    check,
-    log,
-    rotated,
-    makeKeys,
-    makeValues,
-    keyAt,
-    valueAt,
-    sameJson,
-    openSide
-  })
+  await runSizes(section)
   log(`strict durability: set with one fsync per write (${options.reps} repetitions + 1 warm-up):`)
-  await runStrict({ options, tmp, record, check, log, rotated, keyAt, valueAt })
+  await runStrict(section)
   log(`PostgreSQL: the library against node-postgres on an embedded server (${options.reps} repetitions + 1 warm-up):`)
-  await runPg({ options, tmp, record, check, log, rotated, keyAt, valueAt, sameJson })
+  await runPg(section)
   const seconds = (performance.now() - started) / 1000
   log(`done in ${seconds.toFixed(1)} s`)
 

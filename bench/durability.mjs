@@ -7,6 +7,7 @@ import * as Effect from "effect/Effect"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import { layerSqlite, Storage } from "../dist/index.js"
 import { open } from "../dist/promise.js"
+import { keyAt, valueAt } from "./data.mjs"
 import { openRawDatabase, rawApi } from "./raw.mjs"
 
 const sideOf = async (side, filename) => {
@@ -40,7 +41,7 @@ const sideOf = async (side, filename) => {
 }
 
 /** Records strictSet (µs per set) for the three sides, `options.reps` repetitions after a warm-up. */
-export const runStrict = async ({ options, tmp, record, check, log, rotated, keyAt, valueAt }) => {
+export const runStrict = async ({ options, tmp, record, check, log, rotated }) => {
   const N = options.quick ? 50 : 300
   const sides = {}
   for (const side of ["raw", "promise", "effect"]) sides[side] = await sideOf(side, path.join(tmp, `strict-${side}.db`))

@@ -19,6 +19,7 @@ import pg from "pg"
 import { Storage } from "../dist/index.js"
 import { layerPg } from "../dist/pg.js"
 import { open } from "../dist/promise.js"
+import { keyAt, sameJson, valueAt } from "./data.mjs"
 
 const POOL = 10
 const STORE = "bench"
@@ -170,7 +171,7 @@ const fillPages = (pool, schema, count) =>
  * Runs the section: starts the server, measures, stops it. Records pgSet, pgGet, pgRemove (µs per op), pgSetMany
  * (per call), pgConcurrent (per batch) and pgPage (per page), for the sides raw, promise and effect.
  */
-export const runPg = async ({ options, tmp, record, check, log, rotated, keyAt, valueAt, sameJson }) => {
+export const runPg = async ({ options, tmp, record, check, log, rotated }) => {
   const N = options.quick ? 300 : 2000
   const MANY = options.quick ? 1000 : 10_000
   const CONCURRENT = options.quick ? 200 : 1000

@@ -5,6 +5,8 @@
  * at the largest size, each operation's ratio to raw is within 1.2x of its ratio at the smallest.
  */
 import * as path from "node:path"
+import { keyAt, makeKeys, makeValues, sameJson, valueAt } from "./data.mjs"
+import { openSide } from "./sides.mjs"
 
 export const SIZE_OPERATIONS = ["get", "has", "set", "remove", "page"]
 
@@ -19,20 +21,7 @@ const PAGE_SIZE = 100
 // only the store around them.
 const PREFIX = "user:000"
 
-export const runSizes = async ({
-  options,
-  tmp,
-  record,
-  check,
-  log,
-  rotated,
-  makeKeys,
-  makeValues,
-  keyAt,
-  valueAt,
-  sameJson,
-  openSide
-}) => {
+export const runSizes = async ({ options, tmp, record, check, log, rotated }) => {
   const N = options.quick ? 200 : 2000
   for (const size of sizesOf(options)) {
     // Each side writes its own database of `size` keys (raw's table has no change log and takes no version).
