@@ -21,15 +21,11 @@ import {
   Storage,
   sqliteConfig
 } from "../src/index.js"
-import { tempDir } from "./support.js"
+import { environment, tempDir } from "./support.js"
 
 const dir = tempDir()
 let files = 0
 const freshFile = (): string => path.join(dir, `config-${++files}`, "storage.db")
-
-/** The environment an app would have, as a ConfigProvider (names joined with "_", as `fromEnv` reads them). */
-const environment = (variables: Record<string, string>) =>
-  Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(variables)), { pathDelim: "_" }))
 
 /** How a watch that resumes from 40 writes ago fails (HistoryTrimmed, when the history kept is shorter). */
 const resumeFromFortyWritesAgo = Effect.gen(function* () {

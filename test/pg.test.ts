@@ -3,7 +3,6 @@ import { SqlError } from "@effect/sql/SqlError"
 import { PgClient } from "@effect/sql-pg"
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import * as Cause from "effect/Cause"
-import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
@@ -18,7 +17,7 @@ import { layerPg, layerPgConfig } from "../src/pg.js"
 import * as storage from "../src/promise.js"
 import { conformance } from "../src/testing/vitest.js"
 import { adapt } from "./promise-adapter.js"
-import { systemTime } from "./support.js"
+import { environment, systemTime } from "./support.js"
 
 let schemas = 0
 /** A schema of its own per layer: each layer starts on empty tables. */
@@ -248,9 +247,6 @@ describe("one-statement sets under contention", () => {
 })
 
 describe("layerPgConfig", () => {
-  const environment = (variables: Record<string, string>) =>
-    Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(variables)), { pathDelim: "_" }))
-
   it("reads RUNTIME_STORAGE_URL, _SCHEMA and _MAX_CONNECTIONS; layerSqlConfig reads _SCHEMA for a PgClient", async () => {
     const schema = freshSchema()
     const program = Effect.flatMap(Storage, (storage) =>

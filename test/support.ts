@@ -1,7 +1,9 @@
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import { afterAll, vi } from "vitest"
 import type { TestTime } from "../src/testing/time.js"
 
@@ -27,3 +29,7 @@ export const systemTime = (): TestTime => {
       })
   }
 }
+
+/** The environment an app would have, as a ConfigProvider (names joined with "_", as `fromEnv` reads them). */
+export const environment = (variables: Record<string, string>) =>
+  Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(variables)), { pathDelim: "_" }))

@@ -22,8 +22,6 @@ import { layerMemoryWith, type MemoryOptions } from "./Memory.js"
 import { layerSql, type SqlOptions } from "./Sql.js"
 import { layerSqlite, type SqliteOptions } from "./Sqlite.js"
 
-const history = historyConfig
-
 const FILENAME = "RUNTIME_STORAGE_FILENAME"
 const APP = "RUNTIME_STORAGE_APP"
 
@@ -50,7 +48,7 @@ export const sqliteConfig: Config.Config<SqliteOptions> = Config.nested(
       app: Config.option(Config.nonEmptyString("APP")),
       durability: Config.option(Config.literal("relaxed", "strict")("DURABILITY")),
       busyTimeout: Config.option(Config.duration("BUSY_TIMEOUT")),
-      history
+      history: historyConfig
     }),
     ({ filename, app, durability, busyTimeout, history }) => {
       const base = {
@@ -82,7 +80,7 @@ export const sqliteConfig: Config.Config<SqliteOptions> = Config.nested(
  */
 export const sqlConfig: Config.Config<SqlOptions> = Config.nested(
   Config.map(
-    Config.all({ history, schema: Config.option(Config.nonEmptyString("SCHEMA")) }),
+    Config.all({ history: historyConfig, schema: Config.option(Config.nonEmptyString("SCHEMA")) }),
     ({ history, schema }) => ({ history, schema: Option.getOrUndefined(schema) })
   ),
   "RUNTIME_STORAGE"
@@ -94,7 +92,7 @@ export const sqlConfig: Config.Config<SqlOptions> = Config.nested(
  * @since 0.4.0
  */
 export const memoryConfig: Config.Config<MemoryOptions> = Config.nested(
-  Config.map(history, (history) => ({
+  Config.map(historyConfig, (history) => ({
     history:
       history === undefined
         ? undefined
