@@ -1142,15 +1142,32 @@ export const begin = <K extends keyof Programs>(name: K, ...args: Parameters<Pro
   } catch (thrown) {
     throw asStorageError(thrown)
   }
-  return {
-    resume: (primitives) => {
-      try {
-        return finishSync(primitives, program, first, systemClock, (primitives as Partial<SyncPrimitives>).alarm)
-      } catch (thrown) {
-        throw asStorageError(thrown)
-      }
-    },
-    resumeEffect: (connection) => runEffect(connection.primitives, connection.alarm, program, first)
+  return new BegunProgram(program, first)
+}
+
+/** A begun program: its methods live on the prototype, so beginning a call allocates no closures for them. */
+class BegunProgram<A> implements Begun<A> {
+  constructor(
+    private readonly program: Program<A>,
+    private readonly first: IteratorResult<Call, A>
+  ) {}
+
+  resume(primitives: Primitives): A {
+    try {
+      return finishSync(
+        primitives,
+        this.program,
+        this.first,
+        systemClock,
+        (primitives as Partial<SyncPrimitives>).alarm
+      )
+    } catch (thrown) {
+      throw asStorageError(thrown)
+    }
+  }
+
+  resumeEffect(connection: EffectConnection): Effect.Effect<A, StorageError> {
+    return runEffect(connection.primitives, connection.alarm, this.program, this.first)
   }
 }
 
