@@ -17,7 +17,17 @@ import type { DatabaseError, StorageError } from "../errors/StorageError.js"
 import { resolveStore } from "../internal/validate.js"
 import type { EffectBackend } from "../layers/Sql.js"
 import type { StorageApi, StorageClient, StoreOptions } from "../promise.js"
-import { type Begun, begin, type Json, make, transactionEnded, watchInTransaction } from "../services/Storage.js"
+import {
+  type Begun,
+  begin,
+  type Change,
+  type Json,
+  make,
+  transactionEnded,
+  type WatchOptions,
+  type WatchSelector,
+  watchInTransaction
+} from "../services/Storage.js"
 import { answerFromMany, beginning, closedError, makeApi, notAFunction, refusedIterator, toError } from "./api.js"
 import { WatchIterator } from "./watch.js"
 
@@ -252,9 +262,9 @@ export const openEffectClient = (
   }
 
   const watches = new Set<WatchIterator<unknown>>()
-  const watch = <T>(selector?: unknown, options?: unknown) => {
-    if (closed !== undefined) return refusedIterator<never>(closedError(name))
-    const iterator = new WatchIterator<T>(run, selector as never, options as never, (ended) => {
+  const watch = <T>(selector?: WatchSelector, options?: WatchOptions): AsyncIterableIterator<Change<T>> => {
+    if (closed !== undefined) return refusedIterator(closedError(name))
+    const iterator = new WatchIterator<T>(run, selector, options, (ended) => {
       watches.delete(ended as WatchIterator<unknown>)
     })
     watches.add(iterator as WatchIterator<unknown>)
