@@ -4,6 +4,7 @@
  */
 import * as Duration from "effect/Duration"
 import { InvalidKeyError, isStorageError } from "../errors/StorageError.js"
+import { compareCodePoints } from "./order.js"
 import { Kind } from "./schema.js"
 import { checkOptionNames } from "./selector.js"
 import { describeType, unreadable } from "./validate.js"
@@ -75,6 +76,14 @@ export const removalOf = (expiresAt: number | null, now: number): typeof Kind.Re
 
 /** The most expired entries one sweep deletes: a sweep never holds the write lock for long. */
 export const SWEEP_BATCH = 500
+
+/**
+ * The entries a sweep deleted, in the order their records go into the change log: the longest expired first, then
+ * by store and key (a `DELETE … RETURNING` gives its rows in no particular order, on either engine).
+ */
+export const expiredInOrder = <R extends readonly [store: string, key: string, expiresAt: number]>(
+  rows: Array<R>
+): Array<R> => rows.sort((a, b) => a[2] - b[2] || compareCodePoints(a[0], b[0]) || compareCodePoints(a[1], b[1]))
 
 /**
  * The longest the sweeper waits between two sweeps. It wakes sooner when it knows of an entry that expires sooner;

@@ -226,7 +226,7 @@ export const pgDialect = (schema: string): Dialect => {
         created_at = CASE WHEN r.expires_at <= excluded.updated_at THEN excluded.created_at ELSE r.created_at END`,
     selectIn: numbered(`SELECT key, value, data FROM ${T} WHERE store = ? AND ${LIVE} AND key = ANY(?::bytea[])`),
     deleteIn: `DELETE FROM ${T} WHERE store = $1 AND key = ANY($2::bytea[]) RETURNING key, expires_at`,
-    deleteExpired: `DELETE FROM ${T} WHERE (store, key) IN (SELECT store, key FROM ${T} WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2) RETURNING store, key`
+    deleteExpired: `DELETE FROM ${T} WHERE (store, key) IN (SELECT store, key FROM ${T} WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2) RETURNING store, key, expires_at`
   }
   const changesAll = sql.changes(false)
   const changesByStore = sql.changes(true)

@@ -249,8 +249,11 @@ export const Sql = {
     `DELETE FROM ${TABLE} WHERE store = ? AND key IN (${placeholders(keys, "?")}) RETURNING key, expires_at`,
   /** () → expires_at: when the next entry expires (no row: none does) */
   nextExpiry: `SELECT expires_at FROM ${TABLE} INDEXED BY ${EXPIRY_INDEX} WHERE expires_at IS NOT NULL ORDER BY expires_at LIMIT 1`,
-  /** (now, limit) → store, key: deletes at most `limit` expired entries, the longest expired first */
-  deleteExpired: `DELETE FROM ${TABLE} WHERE id IN (SELECT id FROM ${TABLE} INDEXED BY ${EXPIRY_INDEX} WHERE expires_at <= ? ORDER BY expires_at LIMIT ?) RETURNING store, key`
+  /**
+   * (now, limit) → store, key, expires_at: deletes at most `limit` expired entries, the longest expired first (the
+   * rows come back in no particular order: see `expiredInOrder`)
+   */
+  deleteExpired: `DELETE FROM ${TABLE} WHERE id IN (SELECT id FROM ${TABLE} INDEXED BY ${EXPIRY_INDEX} WHERE expires_at <= ? ORDER BY expires_at LIMIT ?) RETURNING store, key, expires_at`
 } as const
 
 /**

@@ -27,7 +27,7 @@ import type {
   VersionedRow
 } from "../internal/backend.js"
 import { type Dialect, type Statement, sqliteDialect, type ValueColumns } from "../internal/dialect.js"
-import { removalOf, SweepAlarm } from "../internal/expiry.js"
+import { expiredInOrder, removalOf, SweepAlarm } from "../internal/expiry.js"
 import { openFailure, readFailure, writeFailure } from "../internal/failure.js"
 import {
   dueForTrim,
@@ -403,14 +403,14 @@ const makePrimitives = (
         if (next === undefined || next > now) return { removed: 0, next }
         return yield* writing(
           Effect.gen(function* () {
-            const removed = yield* run<KeyRow & { readonly store: unknown }>(d.deleteExpired(now, limit))
+            const removed = expiredInOrder(
+              (yield* run<KeyRow & Pick<EntryRow, "expires_at"> & { readonly store: unknown }>(
+                d.deleteExpired(now, limit)
+              )).map((row) => [d.name(row.store), d.name(row.key), Number(row.expires_at)] as const)
+            )
             if (removed.length > 0) {
               const version = yield* nextVersion
-              yield* record(
-                removed.map(
-                  (row): ChangeRecord => [version, now, Kind.Expire, d.name(row.store), d.name(row.key), null]
-                )
-              )
+              yield* record(removed.map(([store, key]): ChangeRecord => [version, now, Kind.Expire, store, key, null]))
             }
             return { removed: removed.length, next: yield* nextExpiry }
           })

@@ -31,7 +31,7 @@ import {
   type Write,
   weigh
 } from "../internal/backend.js"
-import { removalOf, SweepAlarm, type Swept } from "../internal/expiry.js"
+import { expiredInOrder, removalOf, SweepAlarm, type Swept } from "../internal/expiry.js"
 import { openFailure, readFailure, sqliteCodeOf, writeFailure } from "../internal/failure.js"
 import {
   dueForTrim,
@@ -432,7 +432,7 @@ const makePrimitives = (db: Database.Database, history: History): SyncPrimitives
     if (clear.run(store).changes > 0) record(takeVersion(), now, Kind.Clear, store, null, null)
   })
   const expireEntries = logged((now: number, limit: number): Swept => {
-    const rows = deleteExpired.all(now, limit) as Array<[string, string]>
+    const rows = expiredInOrder(deleteExpired.all(now, limit) as Array<[string, string, number]>)
     if (rows.length > 0) {
       const version = takeVersion()
       for (const [store, key] of rows) record(version, now, Kind.Expire, store, key, null)
