@@ -17,10 +17,11 @@ import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Option from "effect/Option"
 import { type DatabaseError, GenericError, InvalidKeyError } from "./errors/StorageError.js"
-import type { Primitives, SyncPrimitives } from "./internal/backend.js"
+import type { SyncPrimitives } from "./internal/backend.js"
 import { SWEEP_INTERVAL, sweepDelay } from "./internal/expiry.js"
 import { resolveHistory } from "./internal/feed.js"
 import { describeServer } from "./internal/pg.js"
+import type { Suspended } from "./internal/slices.js"
 import { checkKey, resolveStore } from "./internal/validate.js"
 import { type Durability, makeSqlitePrimitives } from "./layers/Sqlite.js"
 import { defaultDatabasePath, resolveDefaultFilename } from "./location.js"
@@ -34,6 +35,7 @@ import {
   toError
 } from "./promise/api.js"
 import { openEffectClient } from "./promise/effect-client.js"
+import { Lane } from "./promise/lane.js"
 import { listen, type OnChangeOptions, WatchIterator } from "./promise/watch.js"
 import {
   type Atomic,
@@ -290,32 +292,34 @@ interface PendingGet {
   readonly reject: (error: unknown) => void
 }
 
-/** Runs a begun operation and settles a promise with it. */
+/** Runs a begun operation on a lane's connection and settles a promise with it (holding the lane if it pauses). */
 const settle = <A>(
+  lane: Lane,
   begun: Begun<A>,
-  primitives: Primitives,
+  primitives: SyncPrimitives,
   resolve: (value: A) => void,
   reject: (error: unknown) => void
 ): void => {
-  let result: A
+  let result: A | Suspended<A>
   try {
     result = begun.resume(primitives)
   } catch (error) {
     reject(error)
     return
   }
-  resolve(result)
+  lane.settle(result, resolve, reject)
 }
 
 /**
  * Collects the gets made in one tick after the first and answers them together, when the microtasks run: one
  * `getMany` per store (read as one snapshot), and each get on its own when its key or store is invalid (so it
  * rejects with its own error), when its key is asked twice (each caller gets a fresh value), or when the
- * `getMany` fails (so only the get whose value is bad fails).
+ * `getMany` fails (so only the get whose value is bad fails). Each answer is a call of the lane: it waits for what
+ * holds the connection, and a large batch lets the event loop turn as any large call does.
  */
-const makeReadBatcher = (filename: string, connection: () => Primitives | undefined) => {
+const makeReadBatcher = (lane: Lane) => {
   let queue: Array<PendingGet> = []
-  const one = (primitives: Primitives, pending: PendingGet): void => {
+  const one = (pending: PendingGet): void => {
     let begun: Begun<Option.Option<Json>>
     try {
       begun = begin("get", pending.key as string, pending.options as StoreOptions)
@@ -323,27 +327,25 @@ const makeReadBatcher = (filename: string, connection: () => Primitives | undefi
       pending.reject(error)
       return
     }
-    settle(begun, primitives, (value) => pending.resolve(Option.getOrNull(value)), pending.reject)
+    lane.schedule(
+      (primitives) =>
+        settle(lane, begun, primitives, (value) => pending.resolve(Option.getOrNull(value)), pending.reject),
+      pending.reject
+    )
   }
   const flush = (): void => {
     const batch = queue
     if (batch.length === 0) return
     queue = []
-    const primitives = connection()
-    if (primitives === undefined) {
-      for (const pending of batch) pending.reject(closedError(filename))
-      return
-    }
     if (batch.length === 1) {
-      one(primitives, batch[0]!)
+      one(batch[0]!)
       return
     }
     const byStore = new Map<string, Array<PendingGet>>()
-    const alone: Array<PendingGet> = []
     for (const pending of batch) {
       const store = resolveStore(pending.options)
       if (typeof store !== "string" || checkKey(pending.key) !== undefined) {
-        alone.push(pending)
+        one(pending)
         continue
       }
       const group = byStore.get(store)
@@ -351,20 +353,32 @@ const makeReadBatcher = (filename: string, connection: () => Primitives | undefi
       else group.push(pending)
     }
     for (const [store, group] of byStore) {
-      let values: ReadonlyMap<string, Json>
-      try {
-        values = begin(
-          "getMany",
-          group.map((pending) => pending.key as string),
-          { store }
-        ).resume(primitives)
-      } catch {
-        alone.push(...group)
-        continue
+      const failGroup = (error: unknown) => {
+        for (const pending of group) pending.reject(error)
       }
-      alone.push(...answerFromMany(group, values))
+      lane.schedule((primitives) => {
+        let result: ReadonlyMap<string, Json> | Suspended<ReadonlyMap<string, Json>>
+        try {
+          result = begin(
+            "getMany",
+            group.map((pending) => pending.key as string),
+            { store }
+          ).resume(primitives)
+        } catch {
+          for (const pending of group) one(pending)
+          return
+        }
+        lane.settle(
+          result,
+          (values) => {
+            for (const pending of answerFromMany(group, values)) one(pending)
+          },
+          () => {
+            for (const pending of group) one(pending)
+          }
+        )
+      }, failGroup)
     }
-    for (const pending of alone) one(primitives, pending)
   }
   // The first get of a tick runs at once (a lone get, or sequential awaited gets, wait for nothing); the gets that
   // follow it in the same tick are queued and answered together when the microtasks run.
@@ -377,11 +391,18 @@ const makeReadBatcher = (filename: string, connection: () => Primitives | undefi
     get: (key: unknown, options: unknown): Promise<Json | null> =>
       new Promise((resolve, reject) => {
         if (!tickOpen) {
-          const primitives = connection()
+          const primitives = lane.now()
           if (primitives !== undefined) {
             tickOpen = true
             queueMicrotask(endTick)
-            one(primitives, { key, options, resolve, reject })
+            let begun: Begun<Option.Option<Json>>
+            try {
+              begun = begin("get", key as string, options as StoreOptions)
+            } catch (error) {
+              reject(error)
+              return
+            }
+            settle(lane, begun, primitives, (value) => resolve(Option.getOrNull(value)), reject)
             return
           }
         }
@@ -395,33 +416,47 @@ const makeReadBatcher = (filename: string, connection: () => Primitives | undefi
 
 /**
  * Runs one level of a transaction on a connection that no other call uses meanwhile: begun (a savepoint when one is
- * open), then committed when `f`'s promise resolves and rolled back when it rejects (or `f` throws). `tx` rejects
- * every call once `f` has settled.
+ * open), then committed when `f`'s promise resolves and rolled back when it rejects (or `f` throws). The calls of
+ * `tx` run in the order they are made, on a lane of their own; `tx` rejects every call once `f` has settled.
  */
 const runTransaction = async <A>(primitives: SyncPrimitives, f: (tx: StorageApi) => Promise<A>): Promise<A> => {
   const { transactions } = primitives
   transactions.begin()
   const scope = { open: true }
+  const lane = new Lane(() => primitives)
   const txRun = <B>(start: () => Begun<B>): Promise<B> =>
     beginning(
       scope.open ? undefined : transactionEnded(),
       start,
-      (begun) => new Promise((resolve, reject) => settle(begun, primitives, resolve, reject))
+      (begun) =>
+        new Promise((resolve, reject) =>
+          lane.schedule((connection) => settle(lane, begun, connection, resolve, reject), reject)
+        )
     )
   const tx: StorageApi = makeApi(
     txRun,
     <B>(g: (inner: StorageApi) => Promise<B>) => {
       if (!scope.open) return Promise.reject(transactionEnded())
       if (typeof g !== "function") return Promise.reject(notAFunction(g))
-      return runTransaction(primitives, g)
+      return new Promise<B>((resolve, reject) =>
+        lane.schedule((connection) => {
+          lane.hold()
+          runTransaction(connection, g)
+            .then(resolve, reject)
+            .finally(() => lane.release())
+        }, reject)
+      )
     },
     () => refusedIterator(watchInTransaction())
   )
   let value: A
   try {
     value = await f(tx)
+    // Calls made by `f` and not awaited end before the transaction does.
+    if (!lane.isIdle) await lane.whenIdle()
   } catch (error) {
     scope.open = false
+    if (!lane.isIdle) await lane.whenIdle()
     transactions.rollback()
     throw error
   }
@@ -525,31 +560,24 @@ export const open = (options: OpenOptions): StorageClient => {
     })
   )
   type Connected = ManagedRuntime.ManagedRuntime<Connection, DatabaseError>
-  // The calls that cannot run yet, in order: the connection is still opening, or a transaction holds it. They run
-  // as soon as it is free, before any later call.
-  let waiting: Array<{ readonly run: (primitives: SyncPrimitives) => void; readonly fail: (error: unknown) => void }> =
-    []
   let connected: Promise<Connected> | undefined
   let ready: SyncPrimitives | undefined
-  let inTransaction = false
   let closed: Promise<void> | undefined
   let whenIdle: (() => void) | undefined
-  /** The connection, when a call may run on it now. */
-  const available = (): SyncPrimitives | undefined => (inTransaction ? undefined : ready)
-  /** Runs the waiting calls in order while the connection is free (a transaction among them takes it again). */
-  const drain = (): void => {
-    let index = 0
-    while (ready !== undefined && !inTransaction && index < waiting.length) waiting[index++]!.run(ready)
-    waiting = waiting.slice(index)
-    if (!inTransaction && waiting.length === 0) whenIdle?.()
-  }
+  // The calls that cannot run yet wait in line: the connection is still opening, a transaction holds it, or a call
+  // paused midway to let the event loop turn. They run as soon as it is free, before any later call.
+  const lane = new Lane(
+    () => ready,
+    () => connect(),
+    () => whenIdle?.()
+  )
   const connect = (): void => {
     if (connected !== undefined) return
     const runtime = ManagedRuntime.make(layer)
     const attempt: Promise<Connected> = runtime.runPromiseExit(Connection).then((exit) => {
       if (Exit.isSuccess(exit)) {
         ready = exit.value
-        drain()
+        lane.drain()
         sweepAfter(0)
         return runtime
       }
@@ -557,49 +585,39 @@ export const open = (options: OpenOptions): StorageClient => {
       if (connected === attempt) connected = undefined
       void runtime.dispose()
       const error = toError(exit.cause)
-      const calls = waiting
-      waiting = []
-      for (const call of calls) call.fail(error)
-      whenIdle?.()
+      lane.failAll(error)
       throw error
     })
     connected = attempt
     attempt.catch(() => undefined)
   }
-  /** Runs `start` now when the connection is free and nothing waits, else after the calls before it. */
+  /** Runs `run` now when the connection is free and nothing waits, else after the calls before it. */
   const schedule = (run: (primitives: SyncPrimitives) => void, fail: (error: unknown) => void): void => {
-    const primitives = available()
-    if (primitives !== undefined && waiting.length === 0) {
-      reads.flush()
-      run(primitives)
-      return
-    }
-    waiting.push({ run, fail })
-    if (ready === undefined) connect()
+    reads.flush()
+    lane.schedule(run, fail)
   }
   const run = <A>(start: () => Begun<A>): Promise<A> =>
     beginning(
       closed === undefined ? undefined : closedError(filename),
       start,
       (begun) =>
-        new Promise((resolve, reject) => schedule((primitives) => settle(begun, primitives, resolve, reject), reject))
+        new Promise((resolve, reject) =>
+          schedule((primitives) => settle(lane, begun, primitives, resolve, reject), reject)
+        )
     )
   const transaction = <A>(f: (tx: StorageApi) => Promise<A>): Promise<A> => {
     if (closed !== undefined) return Promise.reject(closedError(filename))
     if (typeof f !== "function") return Promise.reject(notAFunction(f))
     return new Promise<A>((resolve, reject) =>
       schedule((primitives) => {
-        inTransaction = true
+        lane.hold()
         runTransaction(primitives, f)
           .then(resolve, reject)
-          .finally(() => {
-            inTransaction = false
-            drain()
-          })
+          .finally(() => lane.release())
       }, reject)
     )
   }
-  const reads = makeReadBatcher(filename, () => (closed === undefined ? available() : undefined))
+  const reads = makeReadBatcher(lane)
   // The sweeper of expired entries, as the Effect layers run it (see `sweepDelay`), on a timer that never keeps the
   // process alive. Each sweep is a call like any other: it waits for a transaction in progress.
   // A write of entries that expire before the next sweep brings it forward (the connection's SweepAlarm).
@@ -645,7 +663,7 @@ export const open = (options: OpenOptions): StorageClient => {
       (runtime) =>
         new Promise<void>((idle) => {
           whenIdle = idle
-          if (!inTransaction && waiting.length === 0) idle()
+          if (lane.isIdle) idle()
         }).then(() => {
           ready = undefined
           return runtime?.dispose()
@@ -659,9 +677,7 @@ export const open = (options: OpenOptions): StorageClient => {
     ...api,
     // Gets made in the same tick are answered by one getMany per store: concurrent reads cost about one query.
     get: <T>(key: string, options?: StoreOptions) =>
-      available() === undefined || closed !== undefined
-        ? api.get<T>(key, options)
-        : (reads.get(key, options) as Promise<T | null>),
+      closed !== undefined ? api.get<T>(key, options) : (reads.get(key, options) as Promise<T | null>),
     filename,
     close,
     [Symbol.asyncDispose]: close

@@ -112,6 +112,44 @@ describe("open()", () => {
     await expect(client.get("k")).rejects.toMatchObject({ code: 9000 })
   })
 
+  it("calls made while a large call lets the event loop turn wait for it, in order; so do a transaction's", async () => {
+    const client = storage.open({ filename: freshFile() })
+    const big = Array.from({ length: 30_000 }, (_, index) => [`k${index}`, { index }] as const)
+    let turns = 0
+    let counting = true
+    const tick = (): void => {
+      if (!counting) return
+      turns++
+      setImmediate(tick)
+    }
+    setImmediate(tick)
+    const results = await Promise.all([
+      client.setMany(big),
+      client.get("k0"),
+      client.count(),
+      client.set("k0", "after"),
+      client.get("k0"),
+      client.keys(),
+      client.clear(),
+      client.has("k1")
+    ])
+    counting = false
+    expect(turns).toBeGreaterThanOrEqual(3)
+    expect(results.slice(0, 5)).toEqual([undefined, { index: 0 }, 30_000, undefined, "after"])
+    expect((results[5] as Array<string>).length).toBe(30_000)
+    expect(results.slice(6)).toEqual([undefined, false])
+    // Inside a transaction, calls not awaited one by one take effect in order too, and end before it commits.
+    await client.transaction(async (tx) => {
+      void tx.setMany(big)
+      void tx.set("k1", "inside")
+      const [count, value] = await Promise.all([tx.count(), tx.get("k1")])
+      expect([count, value]).toEqual([30_000, "inside"])
+      void tx.deleteMany(big.map(([key]) => key).slice(0, 20_000))
+    })
+    expect(await client.count()).toBe(10_000)
+    await client.close()
+  })
+
   it("calls made while the client opens run in order, before any later call, checked when they are made", async () => {
     const filename = freshFile()
     const first = storage.open({ filename })

@@ -44,16 +44,16 @@ const integrity = (filename: string): unknown => {
 }
 
 describe("crashes", () => {
-  it("SIGKILL at random moments during setMany/deleteMany leaves every batch all-or-nothing and the file intact", async () => {
+  /** Kills a process writing batches of `BATCH` keys (deleting the one before) at random moments, `rounds` times. */
+  const killBatchWriter = async (BATCH: number, rounds: number, wait: number) => {
     const filename = freshFile()
-    const BATCH = 200
     let sawWal = 0
-    for (let round = 0; round < 24; round++) {
+    for (let round = 0; round < rounds; round++) {
       const { child } = await startUntil(
         [fixture("batch-writer.mjs"), filename, String(BATCH)],
         (line) => line === "ready"
       )
-      await sleep(Math.random() * 120)
+      await sleep(Math.random() * wait)
       await kill(child)
       if (fs.existsSync(`${filename}-wal`)) sawWal++
       expect(integrity(filename)).toBe("ok")
@@ -75,7 +75,14 @@ describe("crashes", () => {
     await client.close()
     expect(fs.existsSync(`${filename}-wal`)).toBe(false)
     expect(fs.existsSync(`${filename}-shm`)).toBe(false)
-  })
+  }
+
+  it("SIGKILL at random moments during setMany/deleteMany leaves every batch all-or-nothing and the file intact", () =>
+    killBatchWriter(200, 24, 120))
+
+  // Batches of 3,000 are written in pieces, letting the event loop turn between them: the kills land between pieces.
+  it("SIGKILL at random moments during large setMany/deleteMany (written in pieces) leaves every batch whole", () =>
+    killBatchWriter(3000, 10, 400))
 
   it("SIGKILL at random moments during transactions and atomic commits leaves each batch whole, with one version", async () => {
     const filename = freshFile()

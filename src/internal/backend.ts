@@ -192,7 +192,11 @@ export interface Primitives {
  * first write's); undoing the level that took it gives it back.
  */
 export interface Transactions {
-  readonly begin: () => void
+  /**
+   * Opens a level. `read`: a level that only reads (one snapshot of the database for its reads): outermost, it takes
+   * no write lock, so other processes keep writing meanwhile.
+   */
+  readonly begin: (read?: boolean) => void
   readonly commit: () => void
   readonly rollback: () => void
 }
@@ -203,6 +207,13 @@ export interface Transactions {
  */
 export interface SyncPrimitives extends Primitives {
   readonly transactions: Transactions
+  /**
+   * `clear` in pieces, for a backend whose clear costs by the entry (SQLite): deletes at most `limit` entries of the
+   * store, in a transaction already open, and, when it leaves the store empty, records the clear if it deleted any
+   * entry or `cleared` (earlier pieces did). Returns how many it deleted. A backend whose clear costs nothing per
+   * entry (memory) leaves it out.
+   */
+  readonly clearSome?: (store: string, now: number, limit: number, cleared: boolean) => number
   readonly feed: Notifier
   readonly alarm: SweepAlarm
 }

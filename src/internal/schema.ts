@@ -233,6 +233,8 @@ export const Sql = {
   stores: `SELECT store, count(*) AS count, COALESCE(SUM(length(CAST(value AS BLOB))), 0) AS size FROM ${TABLE} WHERE ${LIVE} GROUP BY store ORDER BY store`,
   /** (store) */
   clear: `DELETE FROM ${TABLE} WHERE store = ?`,
+  /** (store, limit): deletes at most `limit` entries of the store (a piece of a large clear) */
+  clearSome: `DELETE FROM ${TABLE} WHERE id IN (SELECT id FROM ${TABLE} WHERE store = ? LIMIT ?)`,
   /**
    * (store, key, value, now, now, version, expires_at) per row. Overwriting an expired entry creates the key anew.
    */

@@ -126,21 +126,22 @@ const isPlainObject = (value: object): boolean => {
 }
 
 /**
- * Walks the entries given to `setMany` (a plain record or an iterable of `[key, value]` pairs), checking each key
- * and the shape of each pair, and calls `f` with each in order, repeated keys included. Returns the first problem,
- * or `undefined`. Values are for `f` to check.
+ * The entries given to `setMany` (a plain record or an iterable of `[key, value]` pairs), pair by pair as the
+ * caller pulls them, repeated keys included: each key and the shape of each pair checked, each value read once
+ * (a getter or proxy is not asked twice). Throws the first problem (9004, also when reading the entries throws).
+ * Values are for the caller to check.
  */
-export const eachEntry = (entries: unknown, f: (key: string, value: unknown) => void): InvalidKeyError | undefined => {
+export function* entryPairs(entries: unknown): Generator<readonly [string, unknown], void, undefined> {
   try {
-    return eachEntryOf(entries, f)
+    yield* pairsOf(entries)
   } catch (cause) {
-    return unreadable("The entries", cause)
+    throw unreadable("The entries", cause)
   }
 }
 
-const eachEntryOf = (entries: unknown, f: (key: string, value: unknown) => void): InvalidKeyError | undefined => {
+function* pairsOf(entries: unknown): Generator<readonly [string, unknown], void, undefined> {
   if (entries === null || typeof entries !== "object") {
-    return new InvalidKeyError({
+    throw new InvalidKeyError({
       reason: `Entries must be a record or an iterable of [key, value] pairs, got ${describeType(entries)}`
     })
   }
@@ -148,30 +149,29 @@ const eachEntryOf = (entries: unknown, f: (key: string, value: unknown) => void)
     let index = 0
     for (const pair of entries as Iterable<unknown>) {
       if (!Array.isArray(pair) || pair.length !== 2) {
-        return new InvalidKeyError({ reason: `Entry ${index} must be a [key, value] pair, got ${describeType(pair)}` })
+        throw new InvalidKeyError({ reason: `Entry ${index} must be a [key, value] pair, got ${describeType(pair)}` })
       }
       const key: unknown = pair[0]
       const error = checkKey(key)
-      if (error !== undefined) return error
-      f(key as string, pair[1])
+      if (error !== undefined) throw error
+      yield [key as string, pair[1]]
       index++
     }
-    return undefined
+    return
   }
   if (!isPlainObject(entries)) {
-    return new InvalidKeyError({
+    throw new InvalidKeyError({
       reason: "Entries must be a plain record or an iterable of [key, value] pairs, got an instance of a class"
     })
   }
   if (
     Object.getOwnPropertySymbols(entries).some((symbol) => Object.prototype.propertyIsEnumerable.call(entries, symbol))
   ) {
-    return new InvalidKeyError({ reason: "A key must be a string, got a symbol (as a property of the entries record)" })
+    throw new InvalidKeyError({ reason: "A key must be a string, got a symbol (as a property of the entries record)" })
   }
   for (const key of Object.keys(entries)) {
     const error = checkKey(key)
-    if (error !== undefined) return error
-    f(key, (entries as Record<string, unknown>)[key])
+    if (error !== undefined) throw error
+    yield [key, (entries as Record<string, unknown>)[key]]
   }
-  return undefined
 }

@@ -40,6 +40,7 @@ import {
 } from "../internal/feed.js"
 import { checkEncoding, checkSchema, type PgLike, pgDialect, pgListener } from "../internal/pg.js"
 import { CHUNK, chunks, Kind, migrate } from "../internal/schema.js"
+import { breathing } from "../internal/slices.js"
 import { make, Storage } from "../services/Storage.js"
 
 /**
@@ -87,7 +88,9 @@ const makePrimitives = (
   history: History,
   feed: Notifier
 ): EffectPrimitives => {
-  const run = <A extends object>(statement: Statement) => sql.unsafe<A>(statement.text, statement.params)
+  // Each statement lets the event loop turn first when the slice has run out: the statements of a large call
+  // (a batch's chunks, a client whose driver is synchronous, as better-sqlite3 is) leave the app running between them.
+  const run = <A extends object>(statement: Statement) => breathing(sql.unsafe<A>(statement.text, statement.params))
   /** A stored value of a row (entries always have one). */
   const textOf = (row: ValueColumns): Stored => d.text(row) as Stored
   const metaOf = (row: EntryRow): MetaRow => [

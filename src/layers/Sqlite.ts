@@ -354,13 +354,20 @@ const makePrimitives = (db: Database.Database, history: History): SyncPrimitives
       return result
     })
   const beginStatement = prepare("BEGIN IMMEDIATE")
+  const beginRead = prepare("BEGIN")
+  // Whether the open transaction only reads: its end wakes no watcher.
+  let reading = false
   const commitStatement = prepare("COMMIT")
   const rollbackStatement = prepare("ROLLBACK")
   const transactions: Transactions = {
-    begin: () =>
+    begin: (read = false) =>
       write("transaction", undefined, () => {
-        if (depth === 0) beginStatement.run()
-        else db.exec(`SAVEPOINT runtime_storage_${depth}`)
+        if (depth === 0) {
+          ;(read ? beginRead : beginStatement).run()
+          reading = read
+        } else {
+          db.exec(`SAVEPOINT runtime_storage_${depth}`)
+        }
         depth++
       }),
     commit: () =>
@@ -430,6 +437,12 @@ const makePrimitives = (db: Database.Database, history: History): SyncPrimitives
   const deleteKeys = logged((store: string, keys: ReadonlyArray<string>, now: number) => removeKeys(store, keys, now))
   const clearStore = logged((store: string, now: number) => {
     if (clear.run(store).changes > 0) record(takeVersion(), now, Kind.Clear, store, null, null)
+  })
+  const clearSome = prepare(Sql.clearSome)
+  const clearPiece = logged((store: string, now: number, limit: number, cleared: boolean): number => {
+    const removed = clearSome.run(store, limit).changes
+    if (removed < limit && (removed > 0 || cleared)) record(takeVersion(), now, Kind.Clear, store, null, null)
+    return removed
   })
   const expireEntries = logged((now: number, limit: number): Swept => {
     const rows = expiredInOrder(deleteExpired.all(now, limit) as Array<[string, string, number]>)
@@ -524,7 +537,10 @@ const makePrimitives = (db: Database.Database, history: History): SyncPrimitives
     } catch (cause) {
       throw isStorageError(cause) ? cause : writeFailure(operation, store, cause)
     }
-    if (depth === 0) feed.notify()
+    if (depth === 0) {
+      if (reading) reading = false
+      else feed.notify()
+    }
     return result
   }
 
@@ -562,6 +578,8 @@ const makePrimitives = (db: Database.Database, history: History): SyncPrimitives
     deleteMany: (store, keys, now) =>
       write(keys.length === 1 ? "remove" : "deleteMany", store, () => deleteKeys.immediate(store, keys, now)),
     clear: (store, now) => write("clear", store, () => clearStore.immediate(store, now)),
+    clearSome: (store, now, limit, cleared) =>
+      write("clear", store, () => clearPiece.immediate(store, now, limit, cleared)),
     update: (store, key, f, now, expiresAt) =>
       write("update", store, () => updateKey.immediate(store, key, f, now, expiresAt)),
     commit: (checks, writes, now) => write("commit", undefined, () => commitAtomic.immediate(checks, writes, now)),

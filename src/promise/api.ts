@@ -8,6 +8,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { GenericError, InvalidKeyError, isStorageError, type StorageError } from "../errors/StorageError.js"
 import type { ListedRow, Row } from "../internal/backend.js"
+import { mapSliced } from "../internal/slices.js"
 import type {
   Entry,
   ListOptions,
@@ -52,7 +53,7 @@ export const toError = (cause: Cause.Cause<StorageError>): Error => {
 
 /** Maps the result of a begun operation. */
 export const mapBegun = <A, B>(begun: Begun<A>, f: (a: A) => B): Begun<B> => ({
-  resume: (primitives) => f(begun.resume(primitives)),
+  resume: (primitives) => mapSliced(begun.resume(primitives), f),
   resumeEffect: (connection) => Effect.map(begun.resumeEffect(connection), f)
 })
 

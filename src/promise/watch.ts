@@ -2,8 +2,8 @@
  * The change feed of the Promise API: `watch` as an async iterable, and `onChange` over it.
  */
 import * as Effect from "effect/Effect"
-import type { SyncPrimitives } from "../internal/backend.js"
 import { checkWatch, type Notifier, type WatchRequest } from "../internal/feed.js"
+import { mapSliced } from "../internal/slices.js"
 import {
   type Begun,
   begin,
@@ -63,7 +63,8 @@ export class WatchIterator<T> implements AsyncIterableIterator<Change<T>> {
     this.started = this.run(() => {
       const started = begin("watchStart", request)
       return {
-        resume: (primitives) => [...started.resume(primitives), (primitives as SyncPrimitives).feed] as const,
+        resume: (primitives) =>
+          mapSliced(started.resume(primitives), (result) => [...result, primitives.feed] as const),
         resumeEffect: (connection) =>
           Effect.map(started.resumeEffect(connection), (result) => [...result, connection.feed] as const)
       }

@@ -59,7 +59,8 @@ import {
   select,
   selectPage
 } from "../internal/selector.js"
-import { checkKey, checkKeyList, eachEntry, resolveStore } from "../internal/validate.js"
+import { nextTurn, pauseDue, SLICE_ROWS, Suspended, settleSliced, sliced } from "../internal/slices.js"
+import { checkKey, checkKeyList, entryPairs, resolveStore } from "../internal/validate.js"
 import { formatVersion, parseVersion } from "../internal/version.js"
 
 /**
@@ -496,7 +497,7 @@ const invalidStored = (store: string, key: string, invalid: InvalidStoredJson): 
 /** A request for one backend primitive, or (`now`) for the current time from the runner's clock. */
 class Call {
   constructor(
-    readonly name: keyof Primitives | "now" | "expiring",
+    readonly name: keyof Primitives | "now" | "expiring" | "pause",
     readonly args: ReadonlyArray<unknown>
   ) {}
 }
@@ -511,6 +512,18 @@ function* call<K extends keyof Primitives>(
 }
 
 const NOW = new Call("now", [])
+const PAUSE = new Call("pause", [])
+
+/**
+ * Lets the event loop turn when the library has held it for a slice (see `slices.ts`); the rest of the program runs
+ * after, on the same connection. Loops over many values call it every {@link BREATH} items.
+ */
+function* breathe(): Generator<Call, void, unknown> {
+  if (pauseDue()) yield PAUSE
+}
+
+/** How many values a loop handles between two checks of its slice: a few dozen microseconds of work. */
+const BREATH = 64
 
 /**
  * Tells the runner that the write just made stores entries expiring at `at` (`null`: none), so that it wakes the
@@ -598,9 +611,12 @@ export const entryOf = (store: string, row: Row | ListedRow, json: boolean): Ent
   return { key, value, createdAt: row[2], updatedAt: row[3], version: formatVersion(row[4]), expiresAt: row[5] }
 }
 
-const decodeRows = (store: string, rows: ReadonlyArray<Row | ListedRow>, json = false): Array<Entry> => {
+function* decodeRows(store: string, rows: ReadonlyArray<Row | ListedRow>): Generator<Call, Array<Entry>, unknown> {
   const entries: Array<Entry> = new Array(rows.length)
-  for (let index = 0; index < rows.length; index++) entries[index] = entryOf(store, rows[index]!, json) as Entry
+  for (let index = 0; index < rows.length; index++) {
+    entries[index] = entryOf(store, rows[index]!, false) as Entry
+    if (index % BREATH === BREATH - 1) yield* breathe()
+  }
   return entries
 }
 
@@ -642,14 +658,14 @@ const programs = {
   *entries(selector?: Selector): Program<ReadonlyArray<Entry>> {
     const { store, range, empty } = select(selector)
     if (empty) return []
-    return decodeRows(store, yield* call("scan", store, range, Number.POSITIVE_INFINITY, yield* time()))
+    return yield* decodeRows(store, yield* call("scan", store, range, Number.POSITIVE_INFINITY, yield* time()))
   },
   *page(options?: PageOptions): Program<Page> {
     const { selection, range, size } = selectPage(options)
     if (selection.empty) return { entries: [], cursor: null }
     const rows = yield* call("scan", selection.store, range, Number.POSITIVE_INFINITY, yield* time())
     // One row more than the page holds was read: it tells whether there is a next page.
-    const entries = decodeRows(selection.store, rows.length > size ? rows.slice(0, size) : rows)
+    const entries = yield* decodeRows(selection.store, rows.length > size ? rows.slice(0, size) : rows)
     return { entries, cursor: rows.length > size ? encodeCursor(selection, entries[size - 1]!.key) : null }
   },
   *count(selector?: Selector): Program<number> {
@@ -678,17 +694,23 @@ const programs = {
     const found = yield* call("getMany", store, checked, yield* time())
     const rows = [...found].sort((a, b) => compareCodePoints(a[0], b[0]))
     const values = new Map<string, Json>()
-    for (const [key, text] of rows) values.set(key, decode(store, key, text))
+    for (let index = 0; index < rows.length; index++) {
+      const [key, text] = rows[index]!
+      values.set(key, decode(store, key, text))
+      if (index % BREATH === BREATH - 1) yield* breathe()
+    }
     return values
   },
   *setMany(entries: SetManyEntries, options?: SetOptions): Program<void> {
     const store = storeOf(options)
     const expireIn = checkExpireIn(options, WRITE_OPTIONS)
     // Every value is checked, even one that a later pair for the same key replaces: a refused value anywhere
-    // refuses the batch. The last value of a repeated key is the one written.
+    // refuses the batch. The last value of a repeated key is the one written. A large batch lets the event loop
+    // turn while it is read and serialized, before anything is written.
     const rows: Array<Row> = []
     const positions = new Map<string, number>()
-    const invalid = eachEntry(entries, (key, value) => {
+    let walked = 0
+    for (const [key, value] of entryPairs(entries)) {
       const text = encode(store, key, value)
       if (isStorageError(text)) throw text
       const position = positions.get(key)
@@ -698,8 +720,8 @@ const programs = {
       } else {
         rows[position] = [key, text]
       }
-    })
-    if (invalid !== undefined) throw invalid
+      if (++walked % BREATH === 0) yield* breathe()
+    }
     if (rows.length === 0) return
     const now = yield* time()
     const expiresAt = expiresAtOf(now, expireIn)
@@ -954,10 +976,6 @@ const internalPrograms = {
    * change of each write is marked `last`: a selected change is held back until a record of another write shows
    * that its write ended (or the read reached the head of the log, where every write is whole).
    */
-  /** The rows of (distinct, checked) keys of a store that exist, for a batch of gets. */
-  *rowsOf(store: string, keys: ReadonlyArray<string>): Program<ReadonlyArray<Row>> {
-    return yield* call("getMany", store, keys, yield* time())
-  },
   /** One sweep of expired entries: a bounded batch deleted, and when the next one expires. */
   *sweep(): Program<Swept> {
     return yield* call("expire", yield* time(), SWEEP_BATCH)
@@ -1026,15 +1044,17 @@ const internalPrograms = {
 
 /**
  * Runs the rest of a program on synchronous primitives, from its first step: its result, or it throws. The time
- * comes from `clock`; an expiring write rings `alarm`.
+ * comes from `clock`; an expiring write rings `alarm`. When the program pauses, or calls a primitive large enough
+ * to be cut into pieces (see `slices.ts`), what is left is given back as `Suspended` once its first slice has run:
+ * whoever runs it lets the event loop turn between its steps, holding the connection for it meanwhile.
  */
 const finishSync = <A>(
-  primitives: Primitives,
+  primitives: SyncPrimitives,
   program: Program<A>,
   first: IteratorResult<Call, A>,
   clock: TimeSource,
   alarm: SweepAlarm | undefined
-): A => {
+): A | Suspended<A> => {
   let step = first
   while (!step.done) {
     const { name, args } = step.value
@@ -1043,11 +1063,47 @@ const finishSync = <A>(
       step = program.next(undefined)
       continue
     }
-    step = program.next(
-      name === "now"
-        ? clock.unsafeCurrentTimeMillis()
-        : (primitives[name] as (...args: ReadonlyArray<unknown>) => unknown)(...args)
-    )
+    if (name === "now") {
+      step = program.next(clock.unsafeCurrentTimeMillis())
+      continue
+    }
+    const split = name === "pause" ? undefined : sliced(primitives, name, args)
+    if (name === "pause" || split !== undefined) {
+      return new Suspended(runSliced(primitives, program, step, clock, alarm, split), asStorageError).step()
+    }
+    step = program.next((primitives[name] as (...args: ReadonlyArray<unknown>) => unknown)(...args))
+  }
+  return step.value
+}
+
+/** {@link finishSync} from a pause or a large primitive on: its generator yields wherever it lets the loop turn. */
+function* runSliced<A>(
+  primitives: SyncPrimitives,
+  program: Program<A>,
+  from: IteratorResult<Call, A>,
+  clock: TimeSource,
+  alarm: SweepAlarm | undefined,
+  split: Generator<undefined, unknown, undefined> | undefined
+): Generator<undefined, A, undefined> {
+  let step = from
+  if (split !== undefined) step = program.next(yield* split)
+  while (!step.done) {
+    const { name, args } = step.value
+    let input: unknown
+    if (name === "pause") {
+      yield
+    } else if (name === "expiring") {
+      alarm?.expiring(args[0] as number)
+    } else if (name === "now") {
+      input = clock.unsafeCurrentTimeMillis()
+    } else {
+      const pieces = sliced(primitives, name, args)
+      input =
+        pieces === undefined
+          ? (primitives[name] as (...args: ReadonlyArray<unknown>) => unknown)(...args)
+          : yield* pieces
+    }
+    step = program.next(input)
   }
   return step.value
 }
@@ -1088,6 +1144,7 @@ const runEffect = <A>(
     if (step.done) return Effect.succeed(step.value)
     const { name, args } = step.value
     if (name === "now") return Effect.flatMap(Clock.currentTimeMillis, next)
+    if (name === "pause") return Effect.flatMap(nextTurn, next)
     if (name === "expiring") {
       alarm.expiring(args[0] as number)
       return next(undefined)
@@ -1112,7 +1169,11 @@ type Result<K extends keyof Programs> = ReturnType<Programs[K]> extends Program<
  * @internal
  */
 export interface Begun<A> {
-  readonly resume: (primitives: Primitives) => A
+  /**
+   * Runs the rest on a synchronous connection: its result, or (it paused) the rest of it, to run step by step with
+   * the connection held for it meanwhile (see `settleSliced`). Throws the library's error.
+   */
+  readonly resume: (primitives: SyncPrimitives) => A | Suspended<A>
   /** Runs the rest on an effectful backend's connection. */
   readonly resumeEffect: (connection: EffectConnection) => Effect.Effect<A, StorageError>
 }
@@ -1152,15 +1213,9 @@ class BegunProgram<A> implements Begun<A> {
     private readonly first: IteratorResult<Call, A>
   ) {}
 
-  resume(primitives: Primitives): A {
+  resume(primitives: SyncPrimitives): A | Suspended<A> {
     try {
-      return finishSync(
-        primitives,
-        this.program,
-        this.first,
-        systemClock,
-        (primitives as Partial<SyncPrimitives>).alarm
-      )
+      return finishSync(primitives, this.program, this.first, systemClock, primitives.alarm)
     } catch (thrown) {
       throw asStorageError(thrown)
     }
@@ -1231,21 +1286,8 @@ const unrefSleep = (millis: number): Effect.Effect<void> =>
   })
 
 const build = (backend: Backend): readonly [StorageService, Runner] => {
-  const runNow: Runner =
-    backend._tag === "Sync"
-      ? (start) =>
-          Effect.clockWith((clock) => {
-            const program = start()
-            try {
-              return Effect.succeed(
-                finishSync(backend.primitives, program, program.next(), clock, backend.primitives.alarm)
-              )
-            } catch (thrown) {
-              return Effect.fail(asStorageError(thrown))
-            }
-          })
-      : (start) => Effect.suspend(() => runEffect(backend.primitives, backend.alarm, start()))
   if (backend._tag === "Effect") {
+    const runNow: Runner = (start) => Effect.suspend(() => runEffect(backend.primitives, backend.alarm, start()))
     // The client's own transactions: one at a time on its connection, nested ones savepoints, and this library's
     // operations inside one join it (the client keeps the transaction in a FiberRef).
     const transaction = <A, E, R>(f: (tx: StorageService) => Effect.Effect<A, E, R>) =>
@@ -1262,18 +1304,74 @@ const build = (backend: Backend): readonly [StorageService, Runner] => {
   }
   // A synchronous backend has one connection: while a transaction holds it, operations of other fibers wait for it
   // (on the lock the transaction holds); those of the transaction's own fiber, and of fibers it forks, join it.
-  const { transactions } = backend.primitives
+  // An operation that lets the event loop turn midway (see `slices.ts`) holds it too, until it ends: `paused`.
+  const { primitives } = backend
+  const { transactions } = primitives
   const lock = Effect.unsafeMakeSemaphore(1)
   let held: { open: boolean } | undefined
+  let paused = false
+  let waitingForPaused: Array<() => void> = []
+  const pausedEnded: Effect.Effect<void> = Effect.async((resume) => {
+    const wake = () => resume(Effect.void)
+    waitingForPaused.push(wake)
+    return Effect.sync(() => {
+      waitingForPaused = waitingForPaused.filter((waiting) => waiting !== wake)
+    })
+  })
+  /** `effect`, once no paused operation holds the connection. */
+  const unpaused = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+    Effect.suspend(() => (paused ? Effect.zipRight(pausedEnded, unpaused(effect)) : effect))
+  /** Runs the rest of an operation that paused, step by step, the event loop turning between them. */
+  const finishPaused = <A>(rest: Suspended<A>): Effect.Effect<A, StorageError> => {
+    // Outside a transaction, the operation holds the connection itself (inside one, the transaction holds it).
+    const own = held === undefined
+    if (own) paused = true
+    const end = () => {
+      if (!own) return
+      paused = false
+      const waiting = waitingForPaused
+      waitingForPaused = []
+      for (const wake of waiting) wake()
+    }
+    return Effect.uninterruptible(
+      Effect.async<A, StorageError>((resume) =>
+        settleSliced(
+          rest,
+          (value) => {
+            end()
+            resume(Effect.succeed(value))
+          },
+          (error) => {
+            end()
+            resume(Effect.fail(asStorageError(error)))
+          }
+        )
+      )
+    )
+  }
+  const runNow: Runner = <A>(start: () => Program<A>): Effect.Effect<A, StorageError> =>
+    Effect.clockWith((clock) => {
+      // A long run of operations (a loop of awaited calls) lets the event loop turn too.
+      if (pauseDue()) return Effect.zipRight(nextTurn, runNow(start))
+      const program = start()
+      let result: A | Suspended<A>
+      try {
+        result = finishSync(primitives, program, program.next(), clock, primitives.alarm)
+      } catch (thrown) {
+        return Effect.fail(asStorageError(thrown))
+      }
+      return result instanceof Suspended ? finishPaused(result) : Effect.succeed(result)
+    })
   const inside = FiberRef.unsafeMake<{ open: boolean } | undefined>(undefined)
   const run: Runner = (start) =>
-    Effect.suspend(() =>
-      held === undefined
+    Effect.suspend(() => {
+      if (paused) return unpaused(run(start))
+      return held === undefined
         ? runNow(start)
         : Effect.flatMap(FiberRef.get(inside), (scope) =>
-            scope !== undefined && scope === held ? runNow(start) : lock.withPermits(1)(runNow(start))
+            scope !== undefined && scope === held ? runNow(start) : lock.withPermits(1)(unpaused(runNow(start)))
           )
-    )
+    })
   const step = (f: () => void): Effect.Effect<void, StorageError> =>
     Effect.try({ try: f, catch: (thrown) => asStorageError(thrown) })
   /** One level of a transaction: begun, then committed when `body` succeeds, rolled back otherwise. */
@@ -1301,18 +1399,20 @@ const build = (backend: Backend): readonly [StorageService, Runner] => {
     Effect.flatMap(FiberRef.get(inside), (current) => {
       if (current !== undefined && current === held) return nested(current, f)
       return lock.withPermits(1)(
-        Effect.suspend(() => {
-          const scope = { open: true }
-          held = scope
-          return level(Effect.locally(f(txOf(scope)), inside, scope), () => {
-            scope.open = false
-            held = undefined
+        unpaused(
+          Effect.suspend(() => {
+            const scope = { open: true }
+            held = scope
+            return level(Effect.locally(f(txOf(scope)), inside, scope), () => {
+              scope.open = false
+              held = undefined
+            })
           })
-        })
+        )
       )
     })
-  const service = buildService(run, transaction, backend.primitives.feed)
-  const gets = makeGetBatcher(backend.primitives, run, () => held !== undefined)
+  const service = buildService(run, transaction, primitives.feed)
+  const gets = makeGetBatcher(primitives, run, () => held !== undefined || paused)
   return [{ ...service, get: gets }, run]
 }
 
@@ -1332,7 +1432,8 @@ interface PendingGet {
  * nothing); gets of other fibers in the same tick wait for the tick's microtasks and are answered together, one
  * `getMany` per store (one query, one snapshot), each then succeeding or failing on its own (a refused key or store,
  * a stored value that is not JSON). While a transaction holds the connection, they run one by one, each waiting for
- * it as any operation does.
+ * it as any operation does. A batch is answered {@link SLICE_ROWS} gets at a time, letting the event loop turn
+ * between two when the slice has run out.
  */
 const makeGetBatcher = (primitives: Primitives, run: Runner, transactionHeld: () => boolean) => {
   let queue: Array<PendingGet> = []
@@ -1341,8 +1442,12 @@ const makeGetBatcher = (primitives: Primitives, run: Runner, transactionHeld: ()
     pending.resume(run(() => programs.get(pending.key as string, pending.options as StoreOptions)))
   const flush = (): void => {
     opener = undefined
-    const batch = queue
-    queue = []
+    const batch = queue.length > SLICE_ROWS ? queue.splice(0, SLICE_ROWS) : queue
+    queue = batch === queue ? [] : queue
+    if (queue.length > 0) {
+      if (pauseDue()) setImmediate(flush)
+      else queueMicrotask(flush)
+    }
     if (transactionHeld() || batch.length === 1) {
       for (const pending of batch) one(pending)
       return
@@ -1363,8 +1468,7 @@ const makeGetBatcher = (primitives: Primitives, run: Runner, transactionHeld: ()
       const keys = [...new Set(group.map((pending) => pending.key as string))]
       let texts: Map<string, Stored>
       try {
-        const program = internalPrograms.rowsOf(store, keys)
-        texts = new Map(finishSync(primitives, program, program.next(), group[0]!.clock, undefined))
+        texts = new Map(primitives.getMany(store, keys, group[0]!.clock.unsafeCurrentTimeMillis()))
       } catch (thrown) {
         for (const pending of group) pending.resume(Effect.fail(asStorageError(thrown)))
         continue
@@ -1464,7 +1568,7 @@ const buildService = (
           ([rows, next]) => {
             try {
               return Effect.succeed([
-                Chunk.unsafeFromArray(decodeRows(current.store, rows, current.json)),
+                Chunk.unsafeFromArray(rows.map((row) => entryOf(current.store, row, current.json) as Entry)),
                 Option.fromNullable(next)
               ] as const)
             } catch (thrown) {

@@ -21,6 +21,7 @@ import {
 import { atomicCases } from "./conformance-atomic.js"
 import { binaryCases } from "./conformance-binary.js"
 import { expiryCases } from "./conformance-expiry.js"
+import { largeCases } from "./conformance-large.js"
 import { rangeCases } from "./conformance-ranges.js"
 import { transactionCases } from "./conformance-transaction.js"
 import { typedCases } from "./conformance-typed.js"
@@ -153,6 +154,7 @@ export const conformance = (
     watchCases("watch", it, freshStore, withHistory)
     typedCases("typed", it, freshStore)
     binaryCases("binary", it, freshStore)
+    largeCases("large calls", it, freshStore)
 
     it.effect("get returns None for an absent key and the value for a present one", () =>
       Effect.gen(function* () {
