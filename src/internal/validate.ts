@@ -99,25 +99,31 @@ const resolveStoreOf = (options: unknown): string | InvalidKeyError => {
 /** Checks a list of keys given to a batch operation and returns them without duplicates. */
 export const checkKeyList = (keys: unknown): ReadonlyArray<string> | InvalidKeyError => {
   try {
-    return checkKeyListOf(keys)
+    return Array.from(new Set(keyItems(keys)))
   } catch (cause) {
-    return unreadable("The list of keys", cause)
+    return cause instanceof InvalidKeyError ? cause : unreadable("The list of keys", cause)
   }
 }
 
-const checkKeyListOf = (keys: unknown): ReadonlyArray<string> | InvalidKeyError => {
+/**
+ * The keys of a list (an array or another iterable of strings), each checked, as the caller pulls them, repeats
+ * included. Throws the first problem (9004, also when reading the list throws).
+ */
+export function* keyItems(keys: unknown): Generator<string, void, undefined> {
   if (typeof keys === "string" || keys === null || typeof keys !== "object" || !(Symbol.iterator in keys)) {
-    return new InvalidKeyError({
+    throw new InvalidKeyError({
       reason: `Keys must be an array or another iterable of strings, got ${describeType(keys)}`
     })
   }
-  const unique = new Set<string>()
-  for (const key of keys as Iterable<unknown>) {
-    const error = checkKey(key)
-    if (error !== undefined) return error
-    unique.add(key as string)
+  try {
+    for (const key of keys as Iterable<unknown>) {
+      const error = checkKey(key)
+      if (error !== undefined) throw error
+      yield key as string
+    }
+  } catch (cause) {
+    throw unreadable("The list of keys", cause)
   }
-  return Array.from(unique)
 }
 
 const isPlainObject = (value: object): boolean => {

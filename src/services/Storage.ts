@@ -60,7 +60,7 @@ import {
   selectPage
 } from "../internal/selector.js"
 import { nextTurn, pauseDue, SLICE_ROWS, Suspended, settleSliced, sliced } from "../internal/slices.js"
-import { checkKey, checkKeyList, entryPairs, resolveStore } from "../internal/validate.js"
+import { checkKey, entryPairs, keyItems, resolveStore } from "../internal/validate.js"
 import { formatVersion, parseVersion } from "../internal/version.js"
 
 /**
@@ -570,10 +570,15 @@ const requireKey = (key: unknown): string => {
   return key as string
 }
 
-const requireKeys = (keys: unknown): ReadonlyArray<string> => {
-  const checked = checkKeyList(keys)
-  if (checked instanceof InvalidKeyError) throw checked
-  return checked
+/** The distinct keys of a list, each checked (throwing the first problem); a long list lets the loop turn. */
+function* requireKeys(keys: unknown): Generator<Call, ReadonlyArray<string>, unknown> {
+  const unique = new Set<string>()
+  let walked = 0
+  for (const key of keyItems(keys)) {
+    unique.add(key)
+    if (++walked % BREATH === 0) yield* breathe()
+  }
+  return Array.from(unique)
 }
 
 const encode = (store: string, key: string, value: unknown): Stored | SerializationError => {
@@ -688,7 +693,7 @@ const programs = {
     })
   },
   *getMany(keys: Iterable<string>, options?: StoreOptions): Program<ReadonlyMap<string, Json>> {
-    const checked = requireKeys(keys)
+    const checked = yield* requireKeys(keys)
     const store = storeOf(options)
     if (checked.length === 0) return new Map()
     const found = yield* call("getMany", store, checked, yield* time())
@@ -729,7 +734,7 @@ const programs = {
     yield* expiring(expiresAt)
   },
   *deleteMany(keys: Iterable<string>, options?: StoreOptions): Program<number> {
-    const checked = requireKeys(keys)
+    const checked = yield* requireKeys(keys)
     const store = storeOf(options)
     return checked.length === 0 ? 0 : yield* call("deleteMany", store, checked, yield* time())
   },
