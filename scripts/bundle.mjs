@@ -42,6 +42,10 @@ await build({
   platform: "node",
   format: "cjs",
   target: "node20",
+  // A CommonJS file has no import.meta: its URL is the bundle's own (the checkpoint worker resolves better-sqlite3
+  // from it).
+  banner: { js: 'const __importMetaUrl = require("node:url").pathToFileURL(__filename).href;' },
+  define: { "import.meta.url": "__importMetaUrl" },
   external: ["better-sqlite3", "@parcel/watcher"],
   logLevel: "warning"
 })
