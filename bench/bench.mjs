@@ -30,12 +30,14 @@ const root = path.resolve(here, "..")
 // ---------------------------------------------------------------------------------------------------------------
 // Options
 
-const USAGE = `Usage: npm run bench -- [--n=10000] [--reps=5] [--big=100000] [--huge=1000000] [--quick] [--out=BENCHMARKS.md]
+const USAGE = `Usage: npm run bench -- [--n=10000] [--reps=5] [--big=100000] [--huge=1000000] [--quick | --verify] [--out=BENCHMARKS.md]
   --n=N        keys of the per-operation workloads (and entries of setMany)     default 10000 (--quick: 1000)
   --reps=R     measured repetitions, after one warm-up repetition               default 5 (--quick: 2)
   --big=B      keys of the large keys()/entries()/memory/cold-start database    default 100000 (--quick: 10000)
   --huge=H     keys of the ranges database (page, count, list); a power of 10   default 1000000 (--quick: 100000)
-  --quick      small sizes and few repetitions: a run takes well under a minute
+  --quick      small sizes and few repetitions: a run takes about two minutes
+  --verify     tiny sizes, one repetition, no report written: every workload runs once and every result is
+               checked, no timing is (npm test runs it; RUNTIME_STORAGE_BENCH_PG_URL: a PostgreSQL server to use)
   --out=FILE   the markdown report, relative to the package root; --out= writes none   default BENCHMARKS.md`
 
 const parseArgs = (argv) => {
@@ -45,14 +47,15 @@ const parseArgs = (argv) => {
       console.log(USAGE)
       process.exit(0)
     }
-    const match = /^--(n|reps|big|huge|out|quick)(?:=(.*))?$/.exec(arg)
+    const match = /^--(n|reps|big|huge|out|quick|verify)(?:=(.*))?$/.exec(arg)
     if (match === null) {
       console.error(`Unknown argument ${arg}\n${USAGE}`)
       process.exit(2)
     }
     given[match[1]] = match[2] ?? true
   }
-  const quick = given.quick === true || given.quick === "true"
+  const verify = given.verify === true || given.verify === "true"
+  const quick = verify || given.quick === true || given.quick === "true"
   const integer = (name, fallback, min) => {
     if (given[name] === undefined) return fallback
     const value = Number(given[name])
@@ -62,24 +65,25 @@ const parseArgs = (argv) => {
     }
     return value
   }
-  const n = integer("n", quick ? 1000 : 10_000, 10)
-  const reps = integer("reps", quick ? 2 : 5, 1)
+  const n = integer("n", verify ? 100 : quick ? 1000 : 10_000, 10)
+  const reps = integer("reps", verify ? 1 : quick ? 2 : 5, 1)
   return {
     quick,
+    verify,
     n,
     reps,
     // keys() / entries() at `big` keys: one call per side and repetition, so twice as many repetitions.
     bigReps: quick ? reps : 2 * reps,
     // Calls of keys() / entries() per timed sample at n keys: one call of a few ms is too short to time alone.
     listRepeat: Math.max(1, Math.min(10, Math.round(100_000 / n))),
-    big: integer("big", quick ? 10_000 : 100_000, 10),
-    huge: integer("huge", quick ? 100_000 : 1_000_000, 1000),
+    big: integer("big", verify ? 2000 : quick ? 10_000 : 100_000, 10),
+    huge: integer("huge", verify ? 10_000 : quick ? 100_000 : 1_000_000, 1000),
     // Megabytes of each of the 3 large values that share a store with the small keys.
-    largeValueMb: quick ? 5 : 20,
+    largeValueMb: verify ? 1 : quick ? 5 : 20,
     memoryReps: quick ? 1 : 3,
-    coldReps: quick ? 3 : 9,
+    coldReps: verify ? 1 : quick ? 3 : 9,
     batch: Math.min(1000, n),
-    out: given.out === undefined ? "BENCHMARKS.md" : given.out === true ? "" : given.out
+    out: verify || given.out === true ? "" : given.out === undefined ? "BENCHMARKS.md" : given.out
   }
 }
 
@@ -580,7 +584,7 @@ const runLargeNeighbours = async () => {
 const BINARY_BYTES = 64 * 1024
 
 const runBinary = async () => {
-  const count = options.quick ? 200 : 1000
+  const count = options.verify ? 50 : options.quick ? 200 : 1000
   const keys = makeKeys(count, 7_000_000)
   const bytes = keys.map((_, i) => {
     const value = new Uint8Array(BINARY_BYTES)
@@ -621,7 +625,7 @@ const runExpiry = async () => {
   const files = { half: path.join(tmp, "expiry-half.db"), live: path.join(tmp, "expiry-live.db") }
   // The half that expires does so in a day: reads are then timed with the clock (Date.now, which Effect's live
   // Clock reads too) a day and a minute ahead, so they see it expired while the sweepers, whose next run is a second
-  // away, have not deleted it. The timed loops never give a timer the chance to run; the check after each proves it.
+  // away (their first, at open, has found nothing expired yet), have not deleted it; the check after each proves it.
   for (const [which, filename] of Object.entries(files)) {
     const client = open({ filename, durability: "relaxed" })
     for (let start = 0; start < big; start += 10_000) {
@@ -650,6 +654,9 @@ const runExpiry = async () => {
     for (const side of rotated(["promise", "effect"], rep)) {
       for (const which of rep % 2 === 0 ? ["half", "live"] : ["live", "half"]) {
         const adapter = await openSide(side, files[which])
+        // The sweeper's first run, at open, on the real clock.
+        await adapter.countEach("user:", 1)
+        await new Promise((resolve) => setTimeout(resolve, 50))
         Date.now = ahead
         try {
           const counted = await timed(() => adapter.countEach("user:", EXPIRY_COUNTS))

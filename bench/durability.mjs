@@ -42,7 +42,7 @@ const sideOf = async (side, filename) => {
 
 /** Records strictSet (µs per set) for the three sides, `options.reps` repetitions after a warm-up. */
 export const runStrict = async ({ options, tmp, record, check, log, rotated }) => {
-  const N = options.quick ? 50 : 300
+  const N = options.verify ? 10 : options.quick ? 50 : 300
   const sides = {}
   for (const side of ["raw", "promise", "effect"]) sides[side] = await sideOf(side, path.join(tmp, `strict-${side}.db`))
   for (let rep = 0; rep <= options.reps; rep++) {

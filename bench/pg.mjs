@@ -172,47 +172,56 @@ const fillPages = (pool, schema, count) =>
  * (per call), pgConcurrent (per batch) and pgPage (per page), for the sides raw, promise and effect.
  */
 export const runPg = async ({ options, tmp, record, check, log, rotated }) => {
-  const N = options.quick ? 300 : 2000
-  const MANY = options.quick ? 1000 : 10_000
-  const CONCURRENT = options.quick ? 200 : 1000
+  const N = options.verify ? 50 : options.quick ? 300 : 2000
+  const MANY = options.verify ? 300 : options.quick ? 1000 : 10_000
+  const CONCURRENT = options.verify ? 50 : options.quick ? 200 : 1000
   const HUGE = options.huge
   const PAGES = Math.min(options.quick ? 20 : 100, HUGE / 10 / PAGE_SIZE - 1)
-  const dir = path.join(tmp, "pg")
-  fs.mkdirSync(dir, { recursive: true })
-  fs.chmodSync(tmp, 0o755)
-  fs.chmodSync(dir, 0o755)
-  const port = 20000 + Math.floor(Math.random() * 20000)
-  const server = new EmbeddedPostgres({
-    databaseDir: path.join(dir, "data"),
-    port,
-    user: "postgres",
-    password: "bench",
-    authMethod: "scram-sha-256",
-    persistent: false,
-    initdbFlags: ["--encoding=UTF8", "--locale=C.utf8"],
-    postgresFlags: ["-c", "synchronous_commit=off", "-c", "listen_addresses=127.0.0.1", "-c", `max_connections=100`],
-    createPostgresUser: process.getuid?.() === 0,
-    onLog: () => undefined,
-    onError: (message) => log(`  postgres: ${String(message).trim()}`)
-  })
-  await server.initialise()
-  await server.start()
-  const url = `postgres://postgres:bench@127.0.0.1:${port}/postgres`
+  // A server to use (npm test's verifying pass gives its own), else an embedded one started for the benchmark.
+  const given = process.env.RUNTIME_STORAGE_BENCH_PG_URL
+  let server
+  let url = given
+  if (url === undefined) {
+    const dir = path.join(tmp, "pg")
+    fs.mkdirSync(dir, { recursive: true })
+    fs.chmodSync(tmp, 0o755)
+    fs.chmodSync(dir, 0o755)
+    const port = 20000 + Math.floor(Math.random() * 20000)
+    server = new EmbeddedPostgres({
+      databaseDir: path.join(dir, "data"),
+      port,
+      user: "postgres",
+      password: "bench",
+      authMethod: "scram-sha-256",
+      persistent: false,
+      initdbFlags: ["--encoding=UTF8", "--locale=C.utf8"],
+      postgresFlags: ["-c", "synchronous_commit=off", "-c", "listen_addresses=127.0.0.1", "-c", `max_connections=100`],
+      createPostgresUser: process.getuid?.() === 0,
+      onLog: () => undefined,
+      onError: (message) => log(`  postgres: ${String(message).trim()}`)
+    })
+    await server.initialise()
+    await server.start()
+    url = `postgres://postgres:bench@127.0.0.1:${port}/postgres`
+  }
+  // On a server of its own the schemas have plain names; on a given one, names of this run's own, dropped after.
+  const suffix = given === undefined ? "" : `_bench_${process.pid}`
+  const schemas = { raw: `raw${suffix}`, promise: `lib_promise${suffix}`, effect: `lib_effect${suffix}` }
   const admin = new pg.Pool({ connectionString: url, max: 2 })
   admin.on("error", () => undefined)
   let sides = {}
   try {
-    await admin.query(rawTable("raw"))
+    await admin.query(rawTable(schemas.raw))
     sides = {
-      raw: rawSide(url, "raw"),
-      promise: promiseSide(url, "lib_promise"),
-      effect: await effectSide(url, "lib_effect")
+      raw: rawSide(url, schemas.raw),
+      promise: promiseSide(url, schemas.promise),
+      effect: await effectSide(url, schemas.effect)
     }
     // The library's tables exist once each side has made a call.
     await sides.promise.set("created", 1)
     await sides.effect.set("created", 1)
     const started = performance.now()
-    for (const schema of ["raw", "lib_promise", "lib_effect"]) await fillPages(admin, schema, HUGE)
+    for (const schema of Object.values(schemas)) await fillPages(admin, schema, HUGE)
     await admin.query("ANALYZE")
     log(
       `  filled ${HUGE.toLocaleString("en-US")} keys per side in ${((performance.now() - started) / 1000).toFixed(1)} s`
@@ -288,7 +297,10 @@ export const runPg = async ({ options, tmp, record, check, log, rotated }) => {
     // Every pool is closed before the server stops, whatever failed (a check, say): an idle connection the server
     // terminates would otherwise be an unhandled 'error' that hides the failure.
     for (const side of Object.values(sides)) await side.close().catch(() => undefined)
+    if (server === undefined) {
+      for (const schema of Object.values(schemas)) await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
+    }
     await admin.end()
-    await server.stop()
+    await server?.stop()
   }
 }

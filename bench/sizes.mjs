@@ -11,7 +11,8 @@ import { openSide } from "./sides.mjs"
 export const SIZE_OPERATIONS = ["get", "has", "set", "remove", "page"]
 
 /** The store sizes of a run. */
-export const sizesOf = (options) => (options.quick ? [1000, 10_000] : [10_000, 100_000, 1_000_000])
+export const sizesOf = (options) =>
+  options.verify ? [1000, 2000] : options.quick ? [1000, 10_000] : [10_000, 100_000, 1_000_000]
 
 /** The measure a size's operation is recorded under. */
 export const sizeMeasure = (operation, size) => `size:${operation}:${size}`
@@ -22,7 +23,7 @@ const PAGE_SIZE = 100
 const PREFIX = "user:000"
 
 export const runSizes = async ({ options, tmp, record, check, log, rotated }) => {
-  const N = options.quick ? 200 : 2000
+  const N = options.verify ? 50 : options.quick ? 200 : 2000
   for (const size of sizesOf(options)) {
     // Each side writes its own database of `size` keys (raw's table has no change log and takes no version).
     const started = performance.now()
