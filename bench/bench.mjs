@@ -79,7 +79,7 @@ const parseArgs = (argv) => {
     big: integer("big", verify ? 2000 : quick ? 10_000 : 100_000, 10),
     huge: integer("huge", verify ? 10_000 : quick ? 100_000 : 1_000_000, 1000),
     // Megabytes of each of the 3 large values that share a store with the small keys.
-    largeValueMb: verify ? 1 : quick ? 5 : 20,
+    largeValueMb: verify ? 0.25 : quick ? 5 : 20,
     memoryReps: quick ? 1 : 3,
     coldReps: verify ? 1 : quick ? 3 : 9,
     batch: Math.min(1000, n),
@@ -517,7 +517,7 @@ const runStreamMemory = () => {
 // ---------------------------------------------------------------------------------------------------------------
 // Small keys next to large values: the same workloads on a store without and with 3 large values in it
 
-const LARGE_BATCH = 1000
+const LARGE_BATCH = options.verify ? 100 : 1000
 
 const runLargeNeighbours = async () => {
   const large = "x".repeat(options.largeValueMb * 2 ** 20)
@@ -529,7 +529,8 @@ const runLargeNeighbours = async () => {
     for (const withLarge of [false, true]) {
       const adapter = await openSide(side, path.join(tmp, `neighbours-${side}-${withLarge}.db`))
       // Resident small keys around the new ones, and (in one of the two) the large values among them.
-      await adapter.fill(makeKeys(10_000, 4_995_000), makeValues(10_000, 4_995_000))
+      const resident = options.verify ? 1000 : 10_000
+      await adapter.fill(makeKeys(resident, 4_995_000), makeValues(resident, 4_995_000))
       if (withLarge) {
         await adapter.setMany([0, 1, 2].map((i) => [`${keyAt(4_999_000 + i * 300)}-large`, `${i}${large}`]))
       }
@@ -701,7 +702,7 @@ const runExpiry = async () => {
 // ---------------------------------------------------------------------------------------------------------------
 // Watch latency: from a write's commit in one process to its change arriving in another
 
-const WATCH_CHANGES = 200
+const WATCH_CHANGES = options.verify ? 30 : 200
 
 /**
  * A watcher process per library side; this process writes WATCH_CHANGES sets through the Promise API, each stamped

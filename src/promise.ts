@@ -543,7 +543,11 @@ const committers = new WeakMap<StorageApi, (operations: ReadonlyArray<AtomicOper
  * life of the client.
  *
  * Every call takes effect in the order it is made. Its arguments are checked and its values serialized when it is
- * made (so changing an object after passing it to `set` changes nothing), and it rejects with a coded error.
+ * made (so changing an object after passing it to `set` changes nothing), and it rejects with a coded error. A large
+ * call (a `setMany` of thousands of entries, say) never holds the event loop for more than a few milliseconds at a
+ * time: it works in slices and lets the loop turn between them, holding its connection meanwhile (calls made in the
+ * meantime wait for it, and it stays one transaction). Such a call reads and serializes its entries in slices too,
+ * before it writes any: do not change what you passed to it until it settles.
  *
  * @since 0.1.0
  */

@@ -82,7 +82,7 @@ describe("crashes", () => {
 
   // Batches of 3,000 are written in pieces, letting the event loop turn between them: the kills land between pieces.
   it("SIGKILL at random moments during large setMany/deleteMany (written in pieces) leaves every batch whole", () =>
-    killBatchWriter(3000, 10, 400))
+    killBatchWriter(3000, 6, 400))
 
   it("SIGKILL at random moments during transactions and atomic commits leaves each batch whole, with one version", async () => {
     const filename = freshFile()

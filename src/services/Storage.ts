@@ -417,7 +417,10 @@ export interface StorageService {
   ) => Effect.Effect<ReadonlyMap<string, Json>, ReadValueError>
   /**
    * Stores many values at once: all of them, or (when any key or value is refused, or SQLite fails) none. With
-   * `expireIn`, every entry written expires that long after the write.
+   * `expireIn`, every entry written expires that long after the write. A large batch works in slices of a few
+   * milliseconds and lets the event loop turn between them (other fibers' operations wait for it; it stays one
+   * transaction); it reads and serializes its entries in slices too, before writing any, so do not change them
+   * until it completes. So do `getMany`, `deleteMany`, `entries`, `keys` and `clear` of many entries.
    */
   readonly setMany: (entries: SetManyEntries, options?: SetOptions) => Effect.Effect<void, WriteError>
   /** Removes many keys at once, all or none; returns how many existed. */
@@ -1168,7 +1171,8 @@ type Result<K extends keyof Programs> = ReturnType<Programs[K]> extends Program<
 
 /**
  * An operation begun on no connection yet: its arguments are checked and its values serialized (throwing the
- * library's error when they are refused), so what it will do is fixed at the moment it is called. `resume` runs
+ * library's error when they are refused), so what it will do is fixed at the moment it is called (a large batch,
+ * which lets the event loop turn while it reads and serializes its entries, before it settles). `resume` runs
  * the rest on a connection's primitives.
  *
  * @internal

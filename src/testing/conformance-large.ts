@@ -11,7 +11,7 @@ import * as Option from "effect/Option"
 import { SerializationError, Storage } from "../index.js"
 
 /** Entries enough that writing them takes far longer than a frame on any machine. */
-const LARGE = 30_000
+const LARGE = 20_000
 
 const entriesOf = (count: number, tag: string) =>
   Array.from(
@@ -72,7 +72,7 @@ export const largeCases = (name: string, it: Vitest.MethodsNonLive<Storage>, fre
     })
   )
 
-  it.effect(`${name}: a transaction of 30 setMany of 1,000 lets the event loop run, and commits them as one`, () =>
+  it.effect(`${name}: a transaction of 20 setMany of 1,000 lets the event loop run, and commits them as one`, () =>
     Effect.gen(function* () {
       const storage = yield* Storage
       const store = freshStore()
