@@ -120,7 +120,7 @@ export const sqliteDialect: Dialect = {
   lock: statement(LOCK_TABLE, []),
   snapshot: undefined,
   get: (store, key, now) => statement(Sql.get, [store, key, now]),
-  has: (store, key, now) => statement(Sql.has, [store, key, now]),
+  has: (store, key, now) => statement(Sql.has, [store, key, now, store, key]),
   anyKey: (store) => statement(Sql.anyKey, [store]),
   versionOf: (store, key, now) => statement(Sql.versionOf, [store, key, now]),
   getEntry: (store, key, now) => statement(Sql.getEntry, [store, key, now]),

@@ -584,7 +584,7 @@ const makePrimitives = (
           ? (sized("selectIn", keys.length).all(store, now, ...keys) as Array<Row>)
           : readChunks(store, keys, now)
       ),
-    has: (store, key, now) => read("has", store, () => has.get(store, key, now) !== undefined),
+    has: (store, key, now) => read("has", store, () => has.get(store, key, now, store, key) !== undefined),
     getEntry: (store, key, now) => read("getEntry", store, () => getEntry.get(store, key, now) as MetaRow | undefined),
     scanKeys: (store, range, now) =>
       read(
