@@ -820,7 +820,8 @@ const main = async () => {
     log,
     rotated,
     sides: SIDES,
-    openSide
+    openSide,
+    gc
   })
   log(`watch latency across processes (${options.memoryReps} run(s) of ${WATCH_CHANGES} changes per side):`)
   await runWatchLatency()

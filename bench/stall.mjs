@@ -7,8 +7,12 @@
 import * as path from "node:path"
 import { performance } from "node:perf_hooks"
 
-/** Runs `f` with the probe beside it: its time and the longest stall, both in ms. */
-const probed = async (f) => {
+/**
+ * Runs `f` with the probe beside it: its time and the longest stall, both in ms. `gc` first, as before every timed
+ * section, so the garbage of what ran before is not collected (and counted as a stall) on this call's time.
+ */
+const probed = async (gc, f) => {
+  gc()
   let last = performance.now()
   let longest = 0
   const timer = setInterval(() => {
@@ -39,10 +43,10 @@ export const STALL_WORKLOADS = (size) => [
 
 /**
  * Runs the large calls on each side, on a database of its own per repetition. `ctx`: { options, tmp, size,
- * makeKeys, makeValues, sameJson, valueAt, record, check, log, rotated, sides, openSide }.
+ * makeKeys, makeValues, sameJson, valueAt, record, check, log, rotated, sides, openSide, gc }.
  */
 export const runStalls = async (ctx) => {
-  const { options, tmp, size, record, check, log, rotated, sides, openSide } = ctx
+  const { options, tmp, size, record, check, log, rotated, sides, openSide, gc } = ctx
   const keys = ctx.makeKeys(size)
   const values = ctx.makeValues(size)
   const pairs = keys.map((key, i) => [key, values[i]])
@@ -54,7 +58,7 @@ export const runStalls = async (ctx) => {
     for (const side of rotated(sides, rep)) {
       const api = await openSide(side, path.join(tmp, `stall-${side}-${rep}.db`))
       const measure = async (name, f, verify) => {
-        const { ms, stall, result } = await probed(f)
+        const { ms, stall, result } = await probed(gc, f)
         verify(result)
         record(`stall:${name}:time`, side, ms)
         record(`stall:${name}:stall`, side, stall)
