@@ -214,11 +214,6 @@ export interface SyncPrimitives extends Primitives {
    * entry (memory) leaves it out.
    */
   readonly clearSome?: (store: string, now: number, limit: number, cleared: boolean) => number
-  /**
-   * Tells the backend that the open transaction writes a large batch, in pieces (see `slices.ts`): SQLite keeps few
-   * pages in memory until it ends, so its commit has little left to write.
-   */
-  readonly bulk?: () => void
   readonly feed: Notifier
   readonly alarm: SweepAlarm
 }

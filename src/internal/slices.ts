@@ -139,7 +139,6 @@ function* breath(): Sliced<void> {
  */
 function* inTransaction<A>(primitives: SyncPrimitives, read: boolean, body: Sliced<A>): Sliced<A> {
   primitives.transactions.begin(read)
-  if (!read) primitives.bulk?.()
   let result: A
   try {
     result = yield* body

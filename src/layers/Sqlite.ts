@@ -89,8 +89,6 @@ export interface SqliteOptions {
 
 /** Bytes the WAL file is truncated to when it is restarted: the size of one auto-checkpoint (1000 pages). */
 const JOURNAL_SIZE_LIMIT = 4 * 1024 * 1024
-/** The page cache of a large batch's transaction (KiB, as a negative cache_size): SQLite's own default, 2 MB. */
-const BULK_CACHE_SIZE = -2000
 
 type Statement = Database.Statement<Array<unknown>, unknown>
 
@@ -368,10 +366,6 @@ const makePrimitives = (
   const beginRead = prepare("BEGIN")
   // Whether the open transaction only reads: its end wakes no watcher.
   let reading = false
-  // Whether the open transaction writes a large batch: until it ends, the page cache is small, so SQLite writes its
-  // pages to the WAL as it goes (each few milliseconds) instead of all at its commit (~40 ms for 100,000 entries).
-  let bulk = false
-  const cacheSize = db.pragma("cache_size", { simple: true }) as number
   const commitStatement = prepare("COMMIT")
   const rollbackStatement = prepare("ROLLBACK")
   const transactions: Transactions = {
@@ -558,10 +552,6 @@ const makePrimitives = (
       throw isStorageError(cause) ? cause : writeFailure(operation, store, cause)
     }
     if (depth === 0) {
-      if (bulk) {
-        bulk = false
-        db.pragma(`cache_size = ${cacheSize}`)
-      }
       if (reading) {
         reading = false
       } else {
@@ -607,11 +597,6 @@ const makePrimitives = (
     deleteMany: (store, keys, now) =>
       write(keys.length === 1 ? "remove" : "deleteMany", store, () => deleteKeys.immediate(store, keys, now)),
     clear: (store, now) => write("clear", store, () => clearStore.immediate(store, now)),
-    bulk: () => {
-      if (bulk || depth === 0) return
-      bulk = true
-      db.pragma(`cache_size = ${BULK_CACHE_SIZE}`)
-    },
     clearSome: (store, now, limit, cleared) =>
       write("clear", store, () => clearPiece.immediate(store, now, limit, cleared)),
     update: (store, key, f, now, expiresAt) =>
