@@ -77,7 +77,7 @@ const parseArgs = (argv) => {
     // Calls of keys() / entries() per timed sample at n keys: one call of a few ms is too short to time alone.
     listRepeat: Math.max(1, Math.min(10, Math.round(100_000 / n))),
     big: integer("big", verify ? 2000 : quick ? 10_000 : 100_000, 10),
-    huge: integer("huge", verify ? 10_000 : quick ? 100_000 : 1_000_000, 1000),
+    huge: integer("huge", verify ? 1000 : quick ? 100_000 : 1_000_000, 1000),
     // Megabytes of each of the 3 large values that share a store with the small keys.
     largeValueMb: verify ? 0.25 : quick ? 5 : 20,
     memoryReps: quick ? 1 : 3,
@@ -400,7 +400,8 @@ const runCold = () => {
   }
   const order = [...SIDES, "node", "effectBase"]
   // One untimed run each first: the files and modules are then in the OS cache for every side alike.
-  for (let rep = -1; rep < options.coldReps; rep++) {
+  // (No untimed run when verifying: nothing is timed.)
+  for (let rep = options.verify ? 0 : -1; rep < options.coldReps; rep++) {
     for (const side of rotated(order, Math.max(0, rep))) {
       const start = performance.now()
       const result = spawnSync(process.execPath, commands[side], { encoding: "utf8", cwd: root })
