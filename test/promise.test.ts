@@ -6,6 +6,7 @@ import * as Layer from "effect/Layer"
 import { afterEach, describe, expect, it } from "vitest"
 import { Storage } from "../src/index.js"
 import * as storage from "../src/promise.js"
+import { countTurns } from "../src/testing/conformance-large.js"
 import { conformance } from "../src/testing/vitest.js"
 import { adapt } from "./promise-adapter.js"
 import { systemTime, tempDir } from "./support.js"
@@ -115,14 +116,7 @@ describe("open()", () => {
   it("calls made while a large call lets the event loop turn wait for it, in order; so do a transaction's", async () => {
     const client = storage.open({ filename: freshFile() })
     const big = Array.from({ length: 30_000 }, (_, index) => [`k${index}`, { index }] as const)
-    let turns = 0
-    let counting = true
-    const tick = (): void => {
-      if (!counting) return
-      turns++
-      setImmediate(tick)
-    }
-    setImmediate(tick)
+    const stopCounting = countTurns()
     const results = await Promise.all([
       client.setMany(big),
       client.get("k0"),
@@ -133,8 +127,7 @@ describe("open()", () => {
       client.clear(),
       client.has("k1")
     ])
-    counting = false
-    expect(turns).toBeGreaterThanOrEqual(3)
+    expect(stopCounting()).toBeGreaterThanOrEqual(3)
     expect(results.slice(0, 5)).toEqual([undefined, { index: 0 }, 30_000, undefined, "after"])
     expect((results[5] as Array<string>).length).toBe(30_000)
     expect(results.slice(6)).toEqual([undefined, false])

@@ -20,26 +20,34 @@ const entriesOf = (count: number, tag: string) =>
   )
 
 /**
- * `effect` with how many times the event loop turned (ran its check phase) while it ran: a call that held the loop
- * from start to end lets it turn at most around its own asynchronous steps.
+ * Starts counting the turns of the event loop (each run of its check phase); the returned function stops counting
+ * and gives the count. A call that held the loop from start to end lets it turn at most around its own asynchronous
+ * steps.
+ *
+ * @internal
  */
+export const countTurns = (): (() => number) => {
+  let turns = 0
+  let counting = true
+  const tick = (): void => {
+    if (!counting) return
+    turns++
+    setImmediate(tick)
+  }
+  setImmediate(tick)
+  return () => {
+    counting = false
+    return turns
+  }
+}
+
+/** `effect` with how many times the event loop turned while it ran (see {@link countTurns}). */
 const turnsDuring = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<readonly [A, number], E, R> =>
   Effect.suspend(() => {
-    let turns = 0
-    let counting = true
-    const tick = (): void => {
-      if (!counting) return
-      turns++
-      setImmediate(tick)
-    }
-    setImmediate(tick)
+    const stop = countTurns()
     return effect.pipe(
-      Effect.map((result) => [result, turns] as const),
-      Effect.ensuring(
-        Effect.sync(() => {
-          counting = false
-        })
-      )
+      Effect.map((result) => [result, stop()] as const),
+      Effect.onExit(() => Effect.sync(stop))
     )
   })
 
